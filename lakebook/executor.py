@@ -1,0 +1,137 @@
+"""Executors run ONE job notebook with papermill and hand back what happened.
+
+`local` runs kernels on this machine. The executor is chosen by name (`c.Lakebook.executor`) from
+`EXECUTORS`, so other back ends plug in without touching the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from lakebook.errors import LakebookError
+from lakebook.results import JobResult, read_result
+from lakebook.specs import DatasetJob, IngestJob
+
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+SOURCE_TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATE_FOR_KIND = {"ingest": "ingest.ipynb", "sql": "sql_dataset.ipynb"}
+
+
+def templates_dir() -> Path:
+    """Folder of the shipped templates: inside the installed package, or the source checkout's."""
+    return PACKAGE_TEMPLATES if PACKAGE_TEMPLATES.is_dir() else SOURCE_TEMPLATES
+
+
+def template_for(job: IngestJob | DatasetJob, pipeline_dir: Path) -> Path:
+    """The notebook a job runs: its ejected copy if the pipeline has one, else its template."""
+    ejected = pipeline_dir / "notebooks" / f"{job.name}.ipynb"
+    if ejected.is_file():
+        return ejected
+    kind = "ingest" if isinstance(job, IngestJob) else job.transform_type
+    return templates_dir() / TEMPLATE_FOR_KIND[kind]
+
+
+@dataclass
+class JobRequest:
+    """One job to execute: the notebook, where its record goes and its papermill parameters."""
+
+    job: str
+    notebook: Path
+    output: Path
+    parameters: dict[str, Any]
+    cwd: Path
+    kernel_name: str
+
+
+@dataclass
+class JobOutcome:
+    """What an executor reports back for one job."""
+
+    job: str
+    succeeded: bool
+    result: JobResult | None
+    error: str | None
+    started: float
+    ended: float
+
+
+class Executor(Protocol):
+    """Runs one job notebook to completion (blocking); safe to call from several threads."""
+
+    def execute(self, request: JobRequest) -> JobOutcome:
+        """Execute the job's notebook and read its result."""
+        ...
+
+
+class LocalExecutor:
+    """Runs the notebook in a kernel on this machine through papermill."""
+
+    def execute(self, request: JobRequest) -> JobOutcome:
+        """Execute with papermill; a failed notebook is still written with the error marked."""
+        started = time.time()
+        error: str | None = None
+        try:
+            papermill.execute_notebook(
+                str(request.notebook),
+                str(request.output),
+                parameters=request.parameters,
+                kernel_name=request.kernel_name,
+                cwd=str(request.cwd),
+                progress_bar=False,
+                log_output=False,
+            )
+        except PapermillExecutionError as failure:
+            error = _describe_failure(failure)
+        result = read_result(str(request.output)) if request.output.exists() else None
+        if error is None and result is None:
+            error = "the notebook finished without emitting a result (`runtime.emit_result`)"
+        return JobOutcome(request.job, error is None, result, error, started, time.time())
+
+
+def _describe_failure(failure: PapermillExecutionError) -> str:
+    """The failing cell and the error's last line, as a person wants to read it."""
+    evalue = str(failure.evalue).strip()
+    return f"cell {failure.exec_count}: {failure.ename}: {evalue}"
+
+
+EXECUTORS: dict[str, type[LocalExecutor]] = {"local": LocalExecutor}
+
+
+def make_executor(name: str) -> Executor:
+    """The executor registered under `name`."""
+    try:
+        return EXECUTORS[name]()
+    except KeyError:
+        known = ", ".join(f"`{key}`" for key in EXECUTORS)
+        raise LakebookError(
+            f"Executor `{name}` is not known. Set `c.Lakebook.executor` to one of: {known}."
+        ) from None
+
+
+def job_parameters(
+    job: IngestJob | DatasetJob,
+    *,
+    workspace: Path,
+    pipeline: str,
+    run_id: str,
+    run_date: str,
+    watermark: str | None,
+) -> dict[str, Any]:
+    """Papermill parameters for a job. Never secrets: they are written into the record."""
+    parameters: dict[str, Any] = {
+        "workspace": str(workspace),
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "run_date": run_date,
+        "job_spec": json.dumps(job.model_dump(mode="json"), sort_keys=True),
+    }
+    if isinstance(job, IngestJob):
+        parameters["watermark"] = watermark or ""
+    return parameters

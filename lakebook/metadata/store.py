@@ -1,0 +1,174 @@
+"""`MetadataStore`: the one place that reads and writes the metadata database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lakebook.errors import RunNotFoundError
+from lakebook.metadata.models import DQResult, JobRun, PipelineRun, WatermarkEntry
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+class MetadataStore:
+    """Reads and writes the metadata DB; creates and migrates the schema on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            database = url.split("///", 1)[-1]
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _enable_sqlite_foreign_keys)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.upgrade()
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def table_names(self) -> list[str]:
+        """Tables present in the database (for diagnostics and tests)."""
+        return sorted(inspect(self.engine).get_table_names())
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # pipeline runs ---------------------------------------------------------------------------
+    def add_pipeline_run(self, run: PipelineRun, jobs: Sequence[JobRun]) -> None:
+        """Record a new run and its (pending) job runs."""
+        with self.session() as session:
+            session.add(run)
+            session.flush()
+            session.add_all(jobs)
+
+    def update_pipeline_run(self, run_id: str, **values: Any) -> None:
+        """Change fields of a pipeline run."""
+        with self.session() as session:
+            run = session.get(PipelineRun, run_id)
+            if run is None:
+                raise RunNotFoundError(f"No run `{run_id}`.")
+            for name, value in values.items():
+                setattr(run, name, value)
+
+    def update_job_run(self, run_id: str, job: str, **values: Any) -> None:
+        """Change fields of one job run."""
+        with self.session() as session:
+            row = session.scalars(
+                select(JobRun).where(JobRun.run_id == run_id, JobRun.job == job)
+            ).one()
+            for name, value in values.items():
+                setattr(row, name, value)
+
+    def pipeline_run(self, run_id: str) -> PipelineRun:
+        """One run by id (a unique prefix of the id also works)."""
+        with self.session() as session:
+            run = session.get(PipelineRun, run_id)
+            if run is None:
+                matches = session.scalars(
+                    select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
+                ).all()
+                if len(matches) == 1:
+                    run = matches[0]
+            if run is None:
+                raise RunNotFoundError(
+                    f"No run `{run_id}`. List runs with `lakebook runs` and copy an id from there."
+                )
+            return run
+
+    def pipeline_runs(self, pipeline: str | None = None, limit: int = 20) -> list[PipelineRun]:
+        """Newest runs first, optionally of one pipeline."""
+        query = select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit)
+        if pipeline:
+            query = query.where(PipelineRun.pipeline == pipeline)
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+    def job_runs(self, run_id: str) -> list[JobRun]:
+        """The job runs of one pipeline run, in the order they were planned."""
+        with self.session() as session:
+            query = select(JobRun).where(JobRun.run_id == run_id).order_by(JobRun.id)
+            return list(session.scalars(query).all())
+
+    # watermarks ------------------------------------------------------------------------------
+    def add_watermark(self, entry: WatermarkEntry) -> None:
+        """Append a ledger entry (only after the job's commit succeeded)."""
+        with self.session() as session:
+            session.add(entry)
+
+    def current_watermark(self, pipeline: str, job: str) -> str | None:
+        """The watermark the next incremental run starts from, or None."""
+        query = (
+            select(WatermarkEntry)
+            .where(WatermarkEntry.pipeline == pipeline, WatermarkEntry.job == job)
+            .order_by(WatermarkEntry.id.desc())
+            .limit(1)
+        )
+        with self.session() as session:
+            entry = session.scalars(query).first()
+            return entry.value_after if entry else None
+
+    def watermark_history(self, pipeline: str, job: str) -> list[WatermarkEntry]:
+        """Every ledger entry of a job, oldest first."""
+        query = (
+            select(WatermarkEntry)
+            .where(WatermarkEntry.pipeline == pipeline, WatermarkEntry.job == job)
+            .order_by(WatermarkEntry.id)
+        )
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+    # data quality ----------------------------------------------------------------------------
+    def add_dq_results(self, results: Sequence[DQResult]) -> None:
+        """Append DQ results of one job run."""
+        with self.session() as session:
+            session.add_all(results)
+
+    def dq_results(self, run_id: str | None = None, dataset: str | None = None) -> list[DQResult]:
+        """DQ results, newest first, filtered by run or dataset."""
+        query = select(DQResult).order_by(DQResult.id.desc())
+        if run_id:
+            query = query.where(DQResult.run_id == run_id)
+        if dataset:
+            query = query.where(DQResult.dataset == dataset)
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    from datetime import timezone
+
+    return datetime.now(timezone.utc)

@@ -1,0 +1,313 @@
+"""Run a pipeline: DAG order, bounded parallelism, one papermill execution per job, run records.
+
+Every executed notebook, failed ones included, is archived in `runs/<pipeline>/<run_id>/` beside a
+`run.json` written atomically; the metadata DB indexes the same facts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lakebook.dag import Dag
+from lakebook.executor import Executor, JobOutcome, JobRequest, job_parameters, template_for
+from lakebook.metadata import DQResult, JobRun, MetadataStore, PipelineRun, RunStatus, WatermarkEntry
+from lakebook.specs import IngestJob, PipelineSpec
+
+
+@dataclass
+class JobSummary:
+    """One job's line in a run summary."""
+
+    job: str
+    kind: str
+    dataset: str
+    status: RunStatus = RunStatus.PENDING
+    rows_read: int | None = None
+    rows_written: int | None = None
+    quarantined_rows: int | None = None
+    deduplicated_rows: int | None = None
+    dropped_rows: int | None = None
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_seconds: float | None = None
+    notebook: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a pipeline run did; also the content of `run.json`."""
+
+    run_id: str
+    pipeline: str
+    trigger: str
+    record_dir: str
+    status: RunStatus = RunStatus.RUNNING
+    started_at: str = ""
+    ended_at: str | None = None
+    duration_seconds: float | None = None
+    jobs: list[JobSummary] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = dict(vars(self))
+        data["status"] = str(self.status)
+        data["jobs"] = [{**vars(job), "status": str(job.status)} for job in self.jobs]
+        return data
+
+    def job(self, name: str) -> JobSummary:
+        """The summary line of one job."""
+        return next(job for job in self.jobs if job.job == name)
+
+
+ProgressCallback = Callable[[str, JobSummary], None]
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus random hex."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON through a temp file and `os.replace`, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".run-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(data, stream, indent=2, default=str)
+    os.replace(temp, path)
+
+
+class PipelineRunner:
+    """Runs one pipeline once; used by the workspace facade."""
+
+    def __init__(
+        self,
+        *,
+        spec: PipelineSpec,
+        dag: Dag,
+        workspace: Path,
+        runs_root: Path,
+        store: MetadataStore,
+        executor: Executor,
+        max_parallel_jobs: int,
+        kernel_name: str,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.spec = spec
+        self.dag = dag
+        self.workspace = workspace
+        self.runs_root = runs_root
+        self.store = store
+        self.executor = executor
+        self.max_parallel_jobs = max_parallel_jobs
+        self.kernel_name = kernel_name
+        self.on_progress = on_progress or (lambda _event, _job: None)
+
+    def run(self, trigger: str = "manual", run_date: date | None = None) -> RunSummary:
+        """Execute every job in DAG order; returns the summary (also in run.json and the DB)."""
+        run_id = new_run_id()
+        record_dir = self.runs_root / self.spec.name / run_id
+        record_dir.mkdir(parents=True, exist_ok=True)
+        day = (run_date or datetime.now(timezone.utc).date()).isoformat()
+        started = datetime.now(timezone.utc)
+        summary = RunSummary(
+            run_id, self.spec.name, trigger, str(record_dir), started_at=started.isoformat()
+        )
+        for name in self.dag.order():
+            job = self.spec.job(name)
+            kind = "ingest" if isinstance(job, IngestJob) else job.layer
+            summary.jobs.append(JobSummary(name, kind, job.dataset))
+        self.store.add_pipeline_run(
+            PipelineRun(
+                id=run_id,
+                pipeline=self.spec.name,
+                status=str(RunStatus.RUNNING),
+                trigger=trigger,
+                started_at=started,
+                record_dir=str(record_dir),
+            ),
+            [
+                JobRun(
+                    run_id=run_id,
+                    pipeline=self.spec.name,
+                    job=line.job,
+                    kind=line.kind,
+                    dataset=line.dataset,
+                    status=str(RunStatus.PENDING),
+                )
+                for line in summary.jobs
+            ],
+        )
+        write_json_atomically(record_dir / "run.json", summary.as_dict())
+        self._execute_all(summary, record_dir, day)
+
+        ended = datetime.now(timezone.utc)
+        failed = any(job.status != RunStatus.SUCCEEDED for job in summary.jobs)
+        summary.status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+        summary.ended_at = ended.isoformat()
+        summary.duration_seconds = round((ended - started).total_seconds(), 3)
+        errors = [f"{job.job}: {job.error}" for job in summary.jobs if job.error]
+        self.store.update_pipeline_run(
+            run_id,
+            status=str(summary.status),
+            ended_at=ended,
+            duration_seconds=summary.duration_seconds,
+            error="\n".join(errors) or None,
+        )
+        write_json_atomically(record_dir / "run.json", summary.as_dict())
+        return summary
+
+    def _execute_all(self, summary: RunSummary, record_dir: Path, day: str) -> None:
+        succeeded: set[str] = set()
+        started: set[str] = set()
+        running: dict[Future[JobOutcome], str] = {}
+        with ThreadPoolExecutor(max_workers=self.max_parallel_jobs) as pool:
+            while True:
+                for name in self.dag.ready(succeeded, started):
+                    if len(running) >= self.max_parallel_jobs:
+                        break
+                    started.add(name)
+                    request = self._request(name, summary, record_dir, day)
+                    self._mark_running(summary, name, request.output)
+                    running[pool.submit(self.executor.execute, request)] = name
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    outcome = future.result()
+                    self._record_outcome(summary, outcome)
+                    if outcome.succeeded:
+                        succeeded.add(name)
+                    else:
+                        for blocked in sorted(self.dag.downstream(name) - started):
+                            started.add(blocked)
+                            self._mark_skipped(summary, blocked, name)
+                write_json_atomically(record_dir / "run.json", summary.as_dict())
+
+    def _request(self, name: str, summary: RunSummary, record_dir: Path, day: str) -> JobRequest:
+        job = self.spec.job(name)
+        watermark = None
+        if isinstance(job, IngestJob) and job.incremental_mode == "incremental":
+            watermark = self.store.current_watermark(self.spec.name, name)
+            watermark = watermark if watermark is not None else job.last_watermark_value
+        pipeline_dir = self.workspace / "pipelines" / self.spec.name
+        parameters = job_parameters(
+            job,
+            workspace=self.workspace,
+            pipeline=self.spec.name,
+            run_id=summary.run_id,
+            run_date=day,
+            watermark=watermark,
+        )
+        return JobRequest(
+            job=name,
+            notebook=template_for(job, pipeline_dir),
+            output=record_dir / f"{name}.ipynb",
+            parameters=parameters,
+            cwd=self.workspace,
+            kernel_name=self.kernel_name,
+        )
+
+    def _mark_running(self, summary: RunSummary, name: str, notebook: Path) -> None:
+        line = summary.job(name)
+        line.status = RunStatus.RUNNING
+        line.started_at = datetime.now(timezone.utc).isoformat()
+        line.notebook = str(notebook)
+        self.store.update_job_run(
+            summary.run_id,
+            name,
+            status=str(RunStatus.RUNNING),
+            started_at=datetime.now(timezone.utc),
+            notebook_path=str(notebook),
+        )
+        self.on_progress("started", line)
+
+    def _mark_skipped(self, summary: RunSummary, name: str, because: str) -> None:
+        line = summary.job(name)
+        line.status = RunStatus.SKIPPED
+        line.error = f"skipped because upstream job `{because}` failed"
+        self.store.update_job_run(
+            summary.run_id, name, status=str(RunStatus.SKIPPED), error=line.error
+        )
+        self.on_progress("skipped", line)
+
+    def _record_outcome(self, summary: RunSummary, outcome: JobOutcome) -> None:
+        line = summary.job(outcome.job)
+        line.status = RunStatus.SUCCEEDED if outcome.succeeded else RunStatus.FAILED
+        line.ended_at = datetime.fromtimestamp(outcome.ended, timezone.utc).isoformat()
+        line.duration_seconds = round(outcome.ended - outcome.started, 3)
+        line.error = outcome.error
+        values: dict[str, Any] = {
+            "status": str(line.status),
+            "ended_at": datetime.fromtimestamp(outcome.ended, timezone.utc),
+            "duration_seconds": line.duration_seconds,
+            "error": outcome.error,
+        }
+        result = outcome.result
+        if result is not None:
+            for name in (
+                "rows_read",
+                "rows_written",
+                "quarantined_rows",
+                "deduplicated_rows",
+                "dropped_rows",
+                "watermark_before",
+                "watermark_after",
+            ):
+                setattr(line, name, getattr(result, name))
+                values[name] = getattr(result, name)
+            values["table_version"] = result.table_version
+            values["result"] = result.as_dict()
+        self.store.update_job_run(summary.run_id, outcome.job, **values)
+        if result is not None and outcome.succeeded:
+            self._record_committed_facts(summary, result)
+        self.on_progress("finished", line)
+
+    def _record_committed_facts(self, summary: RunSummary, result: Any) -> None:
+        """Watermark ledger and DQ results: written only after the job's commit succeeded."""
+        now = datetime.now(timezone.utc)
+        if result.watermark_column and result.watermark_after is not None:
+            self.store.add_watermark(
+                WatermarkEntry(
+                    pipeline=summary.pipeline,
+                    job=result.job,
+                    run_id=summary.run_id,
+                    column=result.watermark_column,
+                    value_before=result.watermark_before,
+                    value_after=result.watermark_after,
+                    rows=result.rows_written,
+                    committed_at=now,
+                )
+            )
+        if result.dq:
+            self.store.add_dq_results(
+                [
+                    DQResult(
+                        run_id=summary.run_id,
+                        pipeline=summary.pipeline,
+                        job=result.job,
+                        dataset=result.dataset,
+                        rule=item.rule,
+                        check_type=item.check_type,
+                        severity=item.severity,
+                        action=item.action,
+                        rows_checked=item.rows_checked,
+                        rows_failing=item.rows_failing,
+                        passed=item.passed,
+                        checked_at=now,
+                    )
+                    for item in result.dq
+                ]
+            )

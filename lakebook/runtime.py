@@ -1,0 +1,121 @@
+"""What job notebooks call. A template stays thin: it builds a `JobContext`, runs the job through
+this module and shows what a person wants to see in the record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lakebook.config import Lakebook, load_settings
+from lakebook.errors import ConnectionNotFoundError
+from lakebook.results import RESULT_MIME_TYPE, JobResult
+from lakebook.specs import DatasetJob, IngestJob
+from lakebook.storage import Lake, confine
+
+
+@dataclass
+class JobContext:
+    """Everything a job needs besides its spec: where the workspace, lake and pipeline are."""
+
+    workspace: Path
+    settings: Lakebook
+    lake: Lake
+    pipeline: str
+    run_id: str
+    run_date: date
+
+    @classmethod
+    def open(cls, workspace: str, pipeline: str, run_id: str, run_date: str = "") -> JobContext:
+        """A context from the notebook's parameters."""
+        root = Path(workspace).resolve()
+        settings = load_settings(root)
+        lake = Lake(confine(root, settings.lake_root, "lake root"))
+        day = date.fromisoformat(run_date) if run_date else date.today()
+        return cls(root, settings, lake, pipeline, run_id, day)
+
+    @property
+    def pipeline_dir(self) -> Path:
+        """The pipeline's folder: relative paths in its file are resolved from here."""
+        return self.workspace / "pipelines" / self.pipeline
+
+    def connection(self, name: str) -> dict[str, Any]:
+        """A named connection's settings (secrets stay in the environment)."""
+        connections: dict[str, Any] = dict(self.settings.connections)
+        if name not in connections:
+            known = ", ".join(f"`{key}`" for key in sorted(connections)) or "none"
+            raise ConnectionNotFoundError(
+                f"Connection `{name}` is not defined. Known connections: {known}. "
+                "Add it to `c.Lakebook.connections` in jupyter_config.py."
+            )
+        return dict(connections[name])
+
+
+def load_ingest_job(job_spec: str) -> IngestJob:
+    """The ingest job from its JSON parameter."""
+    return IngestJob.model_validate(json.loads(job_spec))
+
+
+def load_dataset_job(job_spec: str) -> DatasetJob:
+    """The dataset job from its JSON parameter."""
+    return DatasetJob.model_validate(json.loads(job_spec))
+
+
+def run_ingest(
+    context: JobContext, job: IngestJob, watermark: str | None = None
+) -> tuple[JobResult, pa.Table]:
+    """Run an ingest job; returns its result and a sample of the rows written."""
+    from lakebook.ingest import ingest
+
+    return ingest(context, job, watermark or None)
+
+
+def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa.Table]:
+    """Run a silver or gold SQL job; returns its result and a sample of the rows written."""
+    from lakebook.transform import run_sql_job
+
+    return run_sql_job(context, job)
+
+
+def accounting_table(result: JobResult) -> Any:
+    """The row accounting as a small pandas table for the record."""
+    import pandas as pd
+
+    rows = [
+        ("rows_read", result.rows_read),
+        ("rows_written", result.rows_written),
+        ("quarantined_rows", result.quarantined_rows),
+        ("deduplicated_rows", result.deduplicated_rows),
+        ("dropped_rows", result.dropped_rows),
+        ("watermark_before", result.watermark_before),
+        ("watermark_after", result.watermark_after),
+        ("table_version", result.table_version),
+    ]
+    return pd.DataFrame(rows, columns=["measure", "value"]).set_index("measure")
+
+
+def schema_table(sample: pa.Table) -> Any:
+    """The output schema as a pandas table for the record."""
+    import pandas as pd
+
+    columns = [(item.name, str(item.type), item.nullable) for item in sample.schema]
+    return pd.DataFrame(columns, columns=["column", "type", "nullable"])
+
+
+def dq_table(result: JobResult) -> Any:
+    """The data-quality outcomes as a pandas table for the record."""
+    import pandas as pd
+
+    return pd.DataFrame([vars(item) for item in result.dq])
+
+
+def emit_result(result: JobResult) -> None:
+    """Hand the result to the runner: a JSON output with lakebook's MIME type."""
+    from IPython.display import display
+
+    display({RESULT_MIME_TYPE: result.as_dict(), "text/plain": "lakebook job result"}, raw=True)

@@ -1,0 +1,470 @@
+"""Pipeline and job specifications: the pipeline file's contents as validated, frozen values.
+
+A pipeline lives in `pipelines/<name>/pipeline.yaml`. Field names follow the feature plan verbatim;
+cross-field rules are validation whose message names the field and says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lakebook.errors import SpecProblem, SpecValidationError
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+NAME_HELP = "lowercase letters, digits and underscores, starting with a letter"
+
+SourceType = Literal["file_upload", "local_path", "s3", "database", "api"]
+IngestFormat = Literal["csv", "json", "jsonl", "parquet"]
+Compression = Literal["snappy", "zstd", "gzip", "none"]
+PartitionMode = Literal["date", "none"]
+PartitionPattern = Literal["yyyy/MM/dd", "yyyy/MM", "yyyy"]
+SchemaMode = Literal["infer", "user"]
+ErrorHandling = Literal["fail", "quarantine"]
+IncrementalMode = Literal["full", "incremental"]
+ColumnType = Literal[
+    "string", "integer", "bigint", "double", "decimal", "boolean", "date", "timestamp"
+]
+Layer = Literal["silver", "gold"]
+DatasetType = Literal[
+    "fact",
+    "dimension",
+    "reference",
+    "snapshot",
+    "event_log",
+    "feature_set",
+    "fact_aggregate",
+    "metric_table",
+    "mart",
+    "ml_training_set",
+    "vector_index",
+    "export_feed",
+]
+SILVER_DATASET_TYPES = ("fact", "dimension", "reference", "snapshot", "event_log", "feature_set")
+GOLD_DATASET_TYPES = (
+    "fact_aggregate",
+    "metric_table",
+    "mart",
+    "snapshot",
+    "ml_training_set",
+    "feature_set",
+    "vector_index",
+    "export_feed",
+)
+ChangePattern = Literal["append_only", "upsert", "full_refresh"]
+RefreshMode = Literal["full_refresh", "append"]
+TransformType = Literal["sql"]
+UseCase = Literal["bi", "ml", "rag", "export"]
+Severity = Literal["info", "warn", "error", "critical"]
+DQAction = Literal["warn", "drop", "fail"]
+CheckType = Literal["not_null", "unique", "accepted_values", "range", "row_count"]
+
+
+class Spec(BaseModel):
+    """Base of every spec: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(Spec):
+    """One column of a user-declared schema."""
+
+    name: str = Field(min_length=1, description="Column name as it appears after `rename_map`.")
+    type: ColumnType = Field(description="Logical type; values are cast to it.")
+    nullable: bool = Field(default=True, description="False rejects rows with no value here.")
+    description: str = ""
+
+
+class FileConfig(Spec):
+    """Where a file source is and how to parse it (CSV options apply to `format: csv`)."""
+
+    path: str | None = Field(
+        default=None,
+        description=(
+            "File, folder or glob. For `local_path`, relative to the pipeline folder; "
+            "for `file_upload`, relative to the workspace's `uploads/` folder."
+        ),
+    )
+    s3_uri: str | None = Field(default=None, description="s3://bucket/prefix (source_type s3).")
+    bucket: str | None = None
+    prefix: str | None = None
+    connection_id: str | None = Field(
+        default=None, description="Named connection holding endpoint, region and credentials."
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+    encoding: Literal["utf-8", "utf-8-sig", "latin-1"] = "utf-8"
+    quote: str = Field(default='"', min_length=1, max_length=1)
+
+
+class DbConfig(Spec):
+    """A database source: a named connection and a table or a query."""
+
+    connection_id: str = Field(min_length=1, description="Connection name from the workspace.")
+    table_name: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> DbConfig:
+        if (self.table_name is None) == (self.query is None):
+            raise ValueError("set exactly one of `table_name` or `query` in `config.db`")
+        return self
+
+
+class ApiPagination(Spec):
+    """How an API source pages through results."""
+
+    page_param: str | None = None
+    page_size: int | None = Field(default=None, ge=1)
+    next_token_path: str | None = None
+
+
+class ApiAuth(Spec):
+    """API authentication; the secret comes from the named connection, never from this file."""
+
+    type: Literal["none", "bearer", "basic", "api_key"] = "none"
+    connection_id: str | None = None
+
+
+class ApiWatermark(Spec):
+    """The request parameter that carries the last watermark value."""
+
+    param_name: str
+
+
+class ApiConfig(Spec):
+    """An HTTP API source."""
+
+    url: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: ApiAuth = Field(default_factory=ApiAuth)
+    body: dict[str, Any] | None = None
+    pagination: ApiPagination = Field(default_factory=ApiPagination)
+    records_path: str | None = None
+    watermark: ApiWatermark | None = None
+
+
+class IngestConfig(Spec):
+    """Source-specific settings; the one matching `source_type` is required."""
+
+    file: FileConfig | None = None
+    db: DbConfig | None = None
+    api: ApiConfig | None = None
+
+
+FILE_SOURCES = ("file_upload", "local_path", "s3")
+TEXT_FORMATS = ("csv", "json", "jsonl")
+
+
+class IngestJob(Spec):
+    """An ingest job: reads a source into Landing (raw) and a Bronze Delta table."""
+
+    name: str = Field(pattern=NAME_PATTERN, description=f"Job name ({NAME_HELP}).")
+    description: str = ""
+    source_type: SourceType
+    format: IngestFormat = "csv"
+    force_to_parquet: bool = Field(
+        default=True, description="Store as Parquet in Bronze (default on for csv/json)."
+    )
+    partition_mode: PartitionMode = "date"
+    partition_pattern: PartitionPattern = "yyyy/MM/dd"
+    filename_pattern: str | None = Field(
+        default=None, description="Glob of file names to load from a folder or prefix."
+    )
+    compression: Compression = "snappy"
+    landing_retention_days: int | None = Field(default=None, ge=1)
+    schema_mode: SchemaMode = "infer"
+    user_schema: list[ColumnSpec] | None = None
+    error_handling: ErrorHandling = "fail"
+    quarantine_path: str | None = None
+    dedupe_keys: list[str] = Field(default_factory=list)
+    incremental_mode: IncrementalMode = "full"
+    watermark_column: str | None = None
+    last_watermark_value: str | None = Field(
+        default=None, description="Starting watermark when the ledger has none."
+    )
+    rename_map: dict[str, str] = Field(default_factory=dict)
+    is_reference: bool = False
+    config: IngestConfig = Field(default_factory=IngestConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_force_to_parquet(cls, data: Any) -> Any:
+        # The plan: force_to_parquet defaults to true for csv/json when not provided.
+        if isinstance(data, dict) and "force_to_parquet" not in data:
+            data = {**data, "force_to_parquet": data.get("format", "csv") in TEXT_FORMATS}
+        return data
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> IngestJob:
+        problems = []
+        if self.incremental_mode == "incremental" and not self.watermark_column:
+            api_watermark = self.config.api is not None and self.config.api.watermark is not None
+            if not api_watermark:
+                problems.append(
+                    "`watermark_column` is required when `incremental_mode` is `incremental`: "
+                    "name the column whose maximum marks how far the load got"
+                )
+        if self.error_handling == "quarantine" and not self.quarantine_path:
+            problems.append(
+                "`quarantine_path` is required when `error_handling` is `quarantine`: "
+                "give a lake path such as `quarantine/orders`"
+            )
+        if self.schema_mode == "user" and not self.user_schema:
+            problems.append(
+                "`user_schema` is required when `schema_mode` is `user`: list the columns with "
+                "`name` and `type`, or set `schema_mode: infer`"
+            )
+        if self.source_type in ("file_upload", "local_path") and (
+            self.config.file is None or not self.config.file.path
+        ):
+            problems.append(f"`config.file.path` is required for source_type `{self.source_type}`")
+        if self.source_type == "s3" and (
+            self.config.file is None
+            or not (self.config.file.s3_uri or self.config.file.bucket)
+        ):
+            problems.append("`config.file.s3_uri` (or `bucket`) is required for source_type `s3`")
+        if self.source_type == "database" and self.config.db is None:
+            problems.append("`config.db` is required for source_type `database`")
+        if self.source_type == "api" and self.config.api is None:
+            problems.append("`config.api` is required for source_type `api`")
+        if self.user_schema:
+            names = [column.name for column in self.user_schema]
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                problems.append(f"`user_schema` lists column(s) twice: {', '.join(duplicates)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def dataset(self) -> str:
+        """The Bronze dataset this job writes."""
+        return f"bronze.{self.name}"
+
+
+class DatasetInput(Spec):
+    """An upstream dataset and the alias the job's SQL uses for it."""
+
+    dataset: str = Field(pattern=r"^(bronze|silver|gold)\.[a-z][a-z0-9_]*$")
+    alias: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+    @property
+    def name(self) -> str:
+        """The name the SQL sees: the alias, or the dataset's table name."""
+        return self.alias or self.dataset.split(".", 1)[1]
+
+
+class DQRule(Spec):
+    """A data-quality rule: a named check over the job's output."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    check_type: CheckType
+    column: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    values: list[str | int | float] = Field(default_factory=list)
+    min: float | None = None
+    max: float | None = None
+    severity: Severity = "error"
+    action_on_violation: DQAction = "fail"
+
+    @model_validator(mode="after")
+    def _check_arguments(self) -> DQRule:
+        needs_column = ("not_null", "accepted_values", "range")
+        if self.check_type in needs_column and not self.column:
+            raise ValueError(f"rule `{self.name}`: `column` is required for `{self.check_type}`")
+        if self.check_type == "unique" and not (self.column or self.columns):
+            raise ValueError(f"rule `{self.name}`: `column` or `columns` is required for unique")
+        if self.check_type == "accepted_values" and not self.values:
+            raise ValueError(f"rule `{self.name}`: `values` lists the accepted values")
+        if self.check_type in ("range", "row_count") and self.min is None and self.max is None:
+            raise ValueError(f"rule `{self.name}`: give `min`, `max` or both")
+        if self.check_type == "row_count" and self.action_on_violation == "drop":
+            raise ValueError(f"rule `{self.name}`: a row_count rule cannot `drop` rows")
+        return self
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The columns a unique rule covers."""
+        return self.columns or ([self.column] if self.column else [])
+
+
+class DatasetJob(Spec):
+    """A silver or gold dataset job: SQL over upstream datasets, written as one Delta commit."""
+
+    name: str = Field(pattern=NAME_PATTERN, description=f"Dataset name ({NAME_HELP}).")
+    description: str = ""
+    layer: Layer
+    dataset_type: DatasetType = "fact"
+    grain: str = ""
+    primary_use_case: UseCase | None = None
+    change_pattern: ChangePattern = "full_refresh"
+    inputs: list[DatasetInput] = Field(min_length=1)
+    transform_type: TransformType = "sql"
+    sql_text: str = Field(min_length=1)
+    target_schema: list[ColumnSpec] = Field(default_factory=list)
+    refresh_mode: RefreshMode = "full_refresh"
+    partitioning: list[str] = Field(default_factory=list)
+    format: Literal["delta"] = "delta"
+    compression: Compression = "snappy"
+    data_quality: list[DQRule] = Field(default_factory=list)
+
+    @field_validator("sql_text")
+    @classmethod
+    def _sql_parses(cls, value: str) -> str:
+        from lakebook.sql import sql_parse_problem
+
+        problem = sql_parse_problem(value)
+        if problem:
+            raise ValueError(f"`sql_text` does not parse: {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> DatasetJob:
+        allowed = SILVER_DATASET_TYPES if self.layer == "silver" else GOLD_DATASET_TYPES
+        if self.dataset_type not in allowed:
+            raise ValueError(
+                f"`dataset_type` `{self.dataset_type}` is not a {self.layer} type; "
+                f"use one of: {', '.join(allowed)}"
+            )
+        names = [item.name for item in self.inputs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"`inputs` use the name(s) {', '.join(duplicates)} twice: add aliases")
+        return self
+
+    @property
+    def dataset(self) -> str:
+        """The dataset this job writes."""
+        return f"{self.layer}.{self.name}"
+
+
+class Schedule(Spec):
+    """When the pipeline runs on its own."""
+
+    cron: str
+    timezone: str = "UTC"
+    enabled: bool = True
+
+
+class PipelineSpec(Spec):
+    """A pipeline (the plan's "workflow"): its jobs and metadata."""
+
+    name: str = Field(pattern=NAME_PATTERN, description=f"Pipeline name ({NAME_HELP}).")
+    description: str = ""
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    schedule: Schedule | None = None
+    ingest_jobs: list[IngestJob] = Field(default_factory=list)
+    dataset_jobs: list[DatasetJob] = Field(default_factory=list)
+
+    def job(self, name: str) -> IngestJob | DatasetJob:
+        """The job called `name`, or KeyError."""
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    @property
+    def jobs(self) -> list[IngestJob | DatasetJob]:
+        """All jobs, ingest jobs first."""
+        return [*self.ingest_jobs, *self.dataset_jobs]
+
+
+def _describe_location(loc: tuple[str | int, ...], data: dict[str, Any]) -> str:
+    """Turn pydantic's error location into "job `orders` → field `config.file.path`"."""
+    if len(loc) >= 2 and loc[0] in ("ingest_jobs", "dataset_jobs") and isinstance(loc[1], int):
+        group, index = str(loc[0]), loc[1]
+        jobs = data.get(group) or []
+        job_name = None
+        if index < len(jobs) and isinstance(jobs[index], dict):
+            job_name = jobs[index].get("name")
+        where = f"job `{job_name}`" if job_name else f"{group}[{index}]"
+        field = ".".join(str(part) for part in loc[2:] if not str(part).startswith("function-"))
+        return f"{where}, field `{field}`" if field else where
+    field = ".".join(str(part) for part in loc)
+    return f"field `{field}`" if field else "pipeline"
+
+
+def problems_from_validation_error(
+    error: ValidationError, data: dict[str, Any]
+) -> list[SpecProblem]:
+    """Readable problems from a pydantic error, each naming the job and the field."""
+    problems = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling"
+        elif item["type"] == "missing":
+            message = "this field is required"
+        problems.append(SpecProblem(_describe_location(tuple(item["loc"]), data), message))
+    return problems
+
+
+def parse_pipeline(data: Any, source: str = "pipeline") -> PipelineSpec:
+    """Validate a pipeline document; raise SpecValidationError listing every problem."""
+    if not isinstance(data, dict):
+        raise SpecValidationError(source, [SpecProblem("", "expected a mapping of pipeline fields")])
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecValidationError(source, problems_from_validation_error(error, data)) from None
+    problems = [
+        SpecProblem(f"job `{name}`", "two jobs have this name; job names must be unique")
+        for name in sorted({job.name for job in spec.jobs if _count(spec, job.name) > 1})
+    ]
+    if problems:
+        raise SpecValidationError(source, problems)
+    return spec
+
+
+def _count(spec: PipelineSpec, name: str) -> int:
+    return sum(1 for job in spec.jobs if job.name == name)
+
+
+def load_pipeline_file(path: Path) -> PipelineSpec:
+    """Read and validate `pipeline.yaml`."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecValidationError(str(path), [SpecProblem(where, f"not valid YAML: {error}")]) from None
+    spec = parse_pipeline(data, str(path))
+    if spec.name != path.parent.name:
+        raise SpecValidationError(
+            str(path),
+            [
+                SpecProblem(
+                    "field `name`",
+                    f"`{spec.name}` differs from the folder name `{path.parent.name}`; "
+                    "make them the same",
+                )
+            ],
+        )
+    return spec
+
+
+def dump_pipeline(spec: PipelineSpec) -> str:
+    """The pipeline as YAML, without fields left at their defaults."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the specs; the sidebar generates its forms from these."""
+    return {
+        "pipeline": PipelineSpec.model_json_schema(),
+        "ingest_job": IngestJob.model_json_schema(),
+        "dataset_job": DatasetJob.model_json_schema(),
+    }
+
+
+def is_valid_name(name: str) -> bool:
+    """True when `name` is usable as a pipeline, job or dataset name."""
+    return re.match(NAME_PATTERN, name) is not None

@@ -1,0 +1,196 @@
+"""`Workspace`: the facade the CLI, the server extension and notebooks drive.
+
+A workspace is a folder with `jupyter_config.py` and `pipelines/<name>/pipeline.yaml` files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from lakebook.config import CONFIG_FILE, Lakebook, load_settings
+from lakebook.dag import Dag
+from lakebook.errors import (
+    LakebookError,
+    PipelineNotFoundError,
+    SpecProblem,
+    SpecValidationError,
+    WorkspaceNotFoundError,
+)
+from lakebook.executor import make_executor
+from lakebook.metadata import JobRun, MetadataStore, PipelineRun
+from lakebook.runs import PipelineRunner, ProgressCallback, RunSummary
+from lakebook.specs import PipelineSpec, load_pipeline_file
+from lakebook.storage import Lake, confine
+
+DEFAULT_CONFIG = '''"""lakebook workspace settings, read by `lakebook` and by JupyterLab's server extension."""
+
+c = get_config()  # noqa: F821
+
+# Where the lake (Landing, Bronze, Silver, Gold) lives, relative to this folder.
+c.Lakebook.lake_root = "lake"
+# Metadata database; empty means SQLite at .lakebook/metadata.db.
+c.Lakebook.metadata_url = ""
+# How many job notebooks run at the same time.
+c.Lakebook.max_parallel_jobs = 2
+# Connections by name. Never put secrets here: name environment variables instead.
+c.Lakebook.connections = {}
+'''
+
+
+@dataclass
+class ValidationReport:
+    """Problems found in one pipeline file (empty when it is valid)."""
+
+    pipeline: str
+    path: Path
+    problems: list[SpecProblem]
+
+
+def find_workspace(start: Path) -> Path:
+    """The nearest folder at or above `start` that holds `jupyter_config.py`."""
+    start = start.resolve()
+    for folder in [start, *start.parents]:
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise WorkspaceNotFoundError(
+        f"No lakebook workspace at or above `{start}` (no {CONFIG_FILE}). "
+        "Create one with `lakebook init DIR`, or pass `--workspace DIR`."
+    )
+
+
+class Workspace:
+    """A lakebook workspace: its settings, lake, metadata DB and pipelines."""
+
+    def __init__(self, root: Path, settings: Lakebook) -> None:
+        self.root = root.resolve()
+        self.settings = settings
+        self.lake = Lake(confine(self.root, settings.lake_root, "lake root"))
+        self._store: MetadataStore | None = None
+
+    @classmethod
+    def open(cls, path: str | Path = ".") -> Workspace:
+        """Open the workspace at or above `path`."""
+        root = find_workspace(Path(path))
+        return cls(root, load_settings(root))
+
+    @classmethod
+    def init(cls, path: str | Path) -> Workspace:
+        """Scaffold a new workspace (config file, `pipelines/`, `lake/`) and open it."""
+        root = Path(path).resolve()
+        if (root / CONFIG_FILE).exists():
+            raise LakebookError(f"`{root}` is already a workspace ({CONFIG_FILE} exists).")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / CONFIG_FILE).write_text(DEFAULT_CONFIG, encoding="utf-8")
+        for folder in ("pipelines", "lake", "uploads"):
+            (root / folder).mkdir(exist_ok=True)
+        (root / ".gitignore").write_text("lake/\nruns/\n.lakebook/\nuploads/\n", encoding="utf-8")
+        return cls.open(root)
+
+    # settings-derived places -----------------------------------------------------------------
+    @property
+    def metadata_url(self) -> str:
+        """The metadata DB URL (SQLite in `.lakebook/` unless configured)."""
+        if self.settings.metadata_url:
+            return str(self.settings.metadata_url)
+        return f"sqlite:///{self.root / '.lakebook' / 'metadata.db'}"
+
+    @property
+    def store(self) -> MetadataStore:
+        """The metadata DB, opened (and migrated) on first use."""
+        if self._store is None:
+            self._store = MetadataStore(self.metadata_url)
+        return self._store
+
+    @property
+    def runs_root(self) -> Path:
+        """Folder of run records."""
+        return confine(self.root, self.settings.runs_dir, "runs folder")
+
+    # pipelines --------------------------------------------------------------------------------
+    def pipeline_names(self) -> list[str]:
+        """Names of the pipelines in `pipelines/`."""
+        folder = self.root / "pipelines"
+        if not folder.is_dir():
+            return []
+        return sorted(p.parent.name for p in folder.glob("*/pipeline.yaml"))
+
+    def pipeline_file(self, name: str) -> Path:
+        """Path of a pipeline's file; an error naming the known pipelines if absent."""
+        path = confine(self.root / "pipelines", f"{name}/pipeline.yaml", "pipeline name")
+        if not path.is_file():
+            known = ", ".join(f"`{n}`" for n in self.pipeline_names()) or "none"
+            raise PipelineNotFoundError(
+                f"No pipeline `{name}` in `{self.root / 'pipelines'}`. Known pipelines: {known}."
+            )
+        return path
+
+    def pipeline(self, name: str) -> PipelineSpec:
+        """A validated pipeline spec."""
+        return load_pipeline_file(self.pipeline_file(name))
+
+    def dag(self, spec: PipelineSpec) -> Dag:
+        """The validated job graph of a pipeline."""
+        return Dag.from_pipeline(spec, existing=self.lake.datasets())
+
+    def validate(self, names: list[str] | None = None) -> list[ValidationReport]:
+        """Check pipeline files and their graphs; one report per pipeline, listing every problem."""
+        reports = []
+        for name in names or self.pipeline_names():
+            path = self.root / "pipelines" / name / "pipeline.yaml"
+            problems: list[SpecProblem] = []
+            try:
+                self.dag(self.pipeline(name))
+            except SpecValidationError as error:
+                problems = error.problems
+            except LakebookError as error:
+                problems = [SpecProblem("", str(error))]
+            reports.append(ValidationReport(name, path, problems))
+        return reports
+
+    # runs -------------------------------------------------------------------------------------
+    def run(
+        self,
+        name: str,
+        *,
+        trigger: str = "manual",
+        run_date: date | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunSummary:
+        """Run a pipeline end to end and return its summary."""
+        spec = self.pipeline(name)
+        runner = PipelineRunner(
+            spec=spec,
+            dag=self.dag(spec),
+            workspace=self.root,
+            runs_root=self.runs_root,
+            store=self.store,
+            executor=make_executor(self.settings.executor),
+            max_parallel_jobs=int(self.settings.max_parallel_jobs),
+            kernel_name=str(self.settings.kernel_name),
+            on_progress=on_progress,
+        )
+        return runner.run(trigger=trigger, run_date=run_date)
+
+    def runs(self, pipeline: str | None = None, limit: int = 20) -> list[PipelineRun]:
+        """Recent pipeline runs, newest first."""
+        return self.store.pipeline_runs(pipeline, limit)
+
+    def show(self, run_id: str) -> tuple[PipelineRun, list[JobRun]]:
+        """One run and its job runs."""
+        run = self.store.pipeline_run(run_id)
+        return run, self.store.job_runs(run.id)
+
+    # data -------------------------------------------------------------------------------------
+    def query(self, sql: str) -> pa.Table:
+        """DuckDB SQL over the lake's datasets."""
+        from lakebook.query import query
+
+        return query(self.lake, sql)
+
+    def read(self, dataset: str, version: int | None = None) -> pa.Table:
+        """A dataset as an Arrow table."""
+        return self.lake.read(dataset, version)
