@@ -121,7 +121,9 @@ def run(
 
     def progress(event: str, job: Any) -> None:
         marks = {"started": "[cyan]…[/]", "skipped": "[yellow]-[/]"}
-        mark = marks.get(event) or ("[green]✓[/]" if job.status == RunStatus.SUCCEEDED else "[red]✗[/]")
+        mark = marks.get(event) or (
+            "[green]✓[/]" if job.status == RunStatus.SUCCEEDED else "[red]✗[/]"
+        )
         detail = ""
         if event == "finished" and job.status == RunStatus.SUCCEEDED:
             detail = f"  read {job.rows_read}, wrote {job.rows_written}"
@@ -234,15 +236,35 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         f"record {run_row.record_dir})",
         highlight=False,
     )
-    table = Table("job", "dataset", "status", "read", "written", "quarantined", "deduplicated",
-                  "watermark", "seconds")
+    table = Table(
+        "job",
+        "dataset",
+        "status",
+        "read",
+        "written",
+        "quarantined",
+        "deduplicated",
+        "watermark",
+        "seconds",
+    )
     for job in jobs:
         watermark = f"{job.watermark_before or '-'} → {job.watermark_after or '-'}"
         seconds = f"{job.duration_seconds:.1f}" if job.duration_seconds is not None else "-"
         table.add_row(
-            job.job, job.dataset, job.status, *(str(v) if v is not None else "-" for v in (
-                job.rows_read, job.rows_written, job.quarantined_rows, job.deduplicated_rows)),
-            watermark, seconds,
+            job.job,
+            job.dataset,
+            job.status,
+            *(
+                str(v) if v is not None else "-"
+                for v in (
+                    job.rows_read,
+                    job.rows_written,
+                    job.quarantined_rows,
+                    job.deduplicated_rows,
+                )
+            ),
+            watermark,
+            seconds,
         )
     stdout.print(table)
     for job in jobs:

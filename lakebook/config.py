@@ -16,11 +16,12 @@ from traitlets.config.loader import PyFileConfigLoader
 CONFIG_FILE = "jupyter_config.py"
 
 
-class Lakebook(Configurable):  # type: ignore[misc]
+class Lakebook(Configurable):
     """Settings of a lakebook workspace."""
 
     lake_root = Unicode(
-        "lake", help="Folder of the lake (Landing, Bronze, Silver, Gold), relative to the workspace."
+        "lake",
+        help="Folder of the lake (Landing, Bronze, Silver, Gold), relative to the workspace.",
     ).tag(config=True)
     metadata_url = Unicode(
         "",
@@ -29,11 +30,12 @@ class Lakebook(Configurable):  # type: ignore[misc]
             "`.lakebook/metadata.db` in the workspace."
         ),
     ).tag(config=True)
-    max_parallel_jobs = Integer(
-        2, min=1, help="How many job notebooks run at the same time."
-    ).tag(config=True)
+    max_parallel_jobs = Integer(2, min=1, help="How many job notebooks run at the same time.").tag(
+        config=True
+    )
     runs_dir = Unicode(
-        "runs", help="Folder of run records (`runs/<pipeline>/<run_id>/`), relative to the workspace."
+        "runs",
+        help="Folder of run records (`runs/<pipeline>/<run_id>/`), relative to the workspace.",
     ).tag(config=True)
     kernel_name = Unicode("python3", help="Jupyter kernel that executes job notebooks.").tag(
         config=True

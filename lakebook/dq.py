@@ -57,7 +57,9 @@ def evaluate(
         f"FROM {table}"
     )
     counts = [f"count_if(__rule_{i})" for i in range(len(row_rules))]
-    row = con.sql(f"SELECT count(*){''.join(', ' + c for c in counts)} FROM __flagged").fetchall()[0]
+    row = con.sql(f"SELECT count(*){''.join(', ' + c for c in counts)} FROM __flagged").fetchall()[
+        0
+    ]
     total = int(row[0])
     outcomes = []
     for i, rule in enumerate(row_rules):
@@ -87,14 +89,16 @@ def evaluate(
         )
 
     dropped = 0
-    drop_flags = [f"__rule_{i}" for i, rule in enumerate(row_rules) if rule.action_on_violation == "drop"]
+    drop_flags = [
+        f"__rule_{i}" for i, rule in enumerate(row_rules) if rule.action_on_violation == "drop"
+    ]
     if drop_flags:
         keep = " AND ".join(f"NOT {flag}" for flag in drop_flags)
         before = total
-        columns = ", ".join(
-            q(name) for (name, *_rest) in con.sql(f"DESCRIBE {table}").fetchall()
+        columns = ", ".join(q(name) for (name, *_rest) in con.sql(f"DESCRIBE {table}").fetchall())
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {columns} FROM __flagged WHERE {keep}"
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {columns} FROM __flagged WHERE {keep}")
         dropped = before - int(con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     con.execute("DROP TABLE IF EXISTS __flagged")
     return outcomes, dropped

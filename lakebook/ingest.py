@@ -89,7 +89,9 @@ def land_files(context: JobContext, job: IngestJob, files: list[Path]) -> list[P
     folder.mkdir(parents=True, exist_ok=True)
     landed = []
     for index, source in enumerate(files):
-        name = source.name if len({f.name for f in files}) == len(files) else f"{index}_{source.name}"
+        name = (
+            source.name if len({f.name for f in files}) == len(files) else f"{index}_{source.name}"
+        )
         target = folder / name
         shutil.copyfile(source, target)
         landed.append(target)
@@ -118,7 +120,9 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [row[0] for row in con.sql(f"DESCRIBE {table}").fetchall()]
 
 
-def _load_source(con: duckdb.DuckDBPyConnection, job: IngestJob, landed: list[Path], root: Path) -> None:
+def _load_source(
+    con: duckdb.DuckDBPyConnection, job: IngestJob, landed: list[Path], root: Path
+) -> None:
     """Create temp table `source`: every landed row plus its file and 1-based row number."""
     all_text = job.schema_mode == "user" or not job.force_to_parquet
     for index, path in enumerate(landed):

@@ -19,7 +19,14 @@ from typing import Any
 
 from lakebook.dag import Dag
 from lakebook.executor import Executor, JobOutcome, JobRequest, job_parameters, template_for
-from lakebook.metadata import DQResult, JobRun, MetadataStore, PipelineRun, RunStatus, WatermarkEntry
+from lakebook.metadata import (
+    DQResult,
+    JobRun,
+    MetadataStore,
+    PipelineRun,
+    RunStatus,
+    WatermarkEntry,
+)
 from lakebook.specs import IngestJob, PipelineSpec
 
 

@@ -96,7 +96,8 @@ def accounting_table(result: JobResult) -> Any:
         ("watermark_after", result.watermark_after),
         ("table_version", result.table_version),
     ]
-    return pd.DataFrame(rows, columns=["measure", "value"]).set_index("measure")
+    values = ["-" if value is None else value for _, value in rows]
+    return pd.DataFrame({"value": pd.Series(values, dtype=object)}, index=[n for n, _ in rows])
 
 
 def schema_table(sample: pa.Table) -> Any:

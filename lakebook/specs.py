@@ -225,8 +225,7 @@ class IngestJob(Spec):
         ):
             problems.append(f"`config.file.path` is required for source_type `{self.source_type}`")
         if self.source_type == "s3" and (
-            self.config.file is None
-            or not (self.config.file.s3_uri or self.config.file.bucket)
+            self.config.file is None or not (self.config.file.s3_uri or self.config.file.bucket)
         ):
             problems.append("`config.file.s3_uri` (or `bucket`) is required for source_type `s3`")
         if self.source_type == "database" and self.config.db is None:
@@ -409,7 +408,9 @@ def problems_from_validation_error(
 def parse_pipeline(data: Any, source: str = "pipeline") -> PipelineSpec:
     """Validate a pipeline document; raise SpecValidationError listing every problem."""
     if not isinstance(data, dict):
-        raise SpecValidationError(source, [SpecProblem("", "expected a mapping of pipeline fields")])
+        raise SpecValidationError(
+            source, [SpecProblem("", "expected a mapping of pipeline fields")]
+        )
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as error:
@@ -434,7 +435,9 @@ def load_pipeline_file(path: Path) -> PipelineSpec:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecValidationError(str(path), [SpecProblem(where, f"not valid YAML: {error}")]) from None
+        raise SpecValidationError(
+            str(path), [SpecProblem(where, f"not valid YAML: {error}")]
+        ) from None
     spec = parse_pipeline(data, str(path))
     if spec.name != path.parent.name:
         raise SpecValidationError(

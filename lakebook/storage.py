@@ -17,7 +17,12 @@ from lakebook.errors import DatasetNotFoundError, PathOutsideWorkspaceError
 
 LAYERS = ("bronze", "silver", "gold")
 DATASET_PATTERN = re.compile(r"^(bronze|silver|gold)\.([a-z][a-z0-9_]*)$")
-COMPRESSION_CODECS = {"snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "none": "UNCOMPRESSED"}
+COMPRESSION_CODECS: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] = {
+    "snappy": "SNAPPY",
+    "zstd": "ZSTD",
+    "gzip": "GZIP",
+    "none": "UNCOMPRESSED",
+}
 
 WriteMode = Literal["append", "overwrite"]
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the tests need (PostgreSQL server, Chromium, the Python dev extras), check
+# lint and types, and run the whole test suite. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+python -m pip install --quiet -e ".[dev]"
+
+ruff check lakebook tests bench
+ruff format --check lakebook tests bench
+mypy
+
+set +e
+python -m pytest -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: failing, an empty run proves nothing." >&2
+    exit 1
+fi
+exit "$status"

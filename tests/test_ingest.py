@@ -1,0 +1,298 @@
+"""Ingest through the library (real DuckDB, real Delta tables): Landing, Bronze, accounting, errors."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable
+
+from lakebook.errors import IngestError, PathOutsideWorkspaceError
+from lakebook.ingest import ingest
+from lakebook.results import JobResult
+from lakebook.runtime import JobContext
+from lakebook.specs import IngestJob
+from tests.conftest import JAFFLE_DATA
+
+RUN_DATE = "2026-11-30"
+
+
+def make_context(workspace: Path, run_id: str = "run1", run_date: str = RUN_DATE) -> JobContext:
+    return JobContext.open(str(workspace), "demo", run_id, run_date)
+
+
+def make_job(**fields: Any) -> IngestJob:
+    base: dict[str, Any] = {"name": "things", "source_type": "local_path", "format": "csv"}
+    return IngestJob.model_validate({**base, **fields})
+
+
+def source(workspace: Path, name: str, content: bytes) -> str:
+    folder = workspace / "pipelines" / "demo" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(content)
+    return f"data/{name}"
+
+
+def assert_accounting(result: JobResult) -> None:
+    """Every ingest run accounts for every row it read."""
+    assert result.rows_read == (
+        result.rows_written + result.quarantined_rows + result.deduplicated_rows
+    )
+
+
+def bronze_rows(workspace: Path, name: str = "things") -> list[dict[str, Any]]:
+    table = DeltaTable(str(workspace / "lake" / "bronze" / name)).to_pyarrow_table()
+    return sorted(table.to_pylist(), key=lambda row: str(row.get("id")))
+
+
+def test_lf_and_crlf_csv_load_identically(empty_workspace: Path) -> None:
+    lf = source(empty_workspace, "lf.csv", b"id,name,city\n1,Ann,Oslo\n2,Bob,Rome\n")
+    crlf = source(empty_workspace, "crlf.csv", b"id,name,city\r\n1,Ann,Oslo\r\n2,Bob,Rome\r\n")
+    context = make_context(empty_workspace)
+    results = []
+    for name, path in (("lf", lf), ("crlf", crlf)):
+        result, _ = ingest(context, make_job(name=name, config={"file": {"path": path}}), None)
+        assert_accounting(result)
+        results.append(bronze_rows(empty_workspace, name))
+    strip = ("_run_id", "_ingested_at", "_source_file")
+    lf_rows, crlf_rows = (
+        [{k: v for k, v in r.items() if k not in strip} for r in rs] for rs in results
+    )
+    assert lf_rows == crlf_rows
+    assert lf_rows[1]["city"] == "Rome"  # no stray carriage return in the last column
+
+
+def test_jaffle_orders_crlf_file_loads_every_row(empty_workspace: Path) -> None:
+    raw = (JAFFLE_DATA / "raw_orders.csv").read_bytes()
+    assert b"\r\n" in raw
+    path = source(empty_workspace, "raw_orders.csv", raw)
+    result, sample = ingest(
+        make_context(empty_workspace), make_job(config={"file": {"path": path}}), None
+    )
+    assert result.rows_read == result.rows_written == raw.count(b"\r\n") - 1
+    statuses = {row["status"] for row in bronze_rows(empty_workspace)}
+    assert statuses == {"placed", "shipped", "completed", "return_pending", "returned"}
+    assert sample.num_rows == 10
+
+
+def test_landing_keeps_the_raw_file_byte_for_byte(empty_workspace: Path) -> None:
+    content = 'id,name\r\n1,Zoë\r\n2,"quoted, comma"\r\n'.encode()
+    path = source(empty_workspace, "raw.csv", content)
+    result, _ = ingest(
+        make_context(empty_workspace, "r42"), make_job(config={"file": {"path": path}}), None
+    )
+    landed = empty_workspace / "lake" / result.source_files[0]
+    assert landed == empty_workspace / "lake/landing/demo/things/2026/11/30/r42/raw.csv"
+    assert hashlib.sha256(landed.read_bytes()).digest() == hashlib.sha256(content).digest()
+    assert [row["name"] for row in bronze_rows(empty_workspace)] == ["Zoë", "quoted, comma"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "folder"),
+    [("yyyy/MM/dd", "dt=2026-11-30"), ("yyyy/MM", "dt=2026-11"), ("yyyy", "dt=2026")],
+)
+def test_bronze_is_partitioned_by_ingest_date(
+    empty_workspace: Path, pattern: str, folder: str
+) -> None:
+    path = source(empty_workspace, "a.csv", b"id\n1\n2\n")
+    job = make_job(partition_pattern=pattern, config={"file": {"path": path}})
+    ingest(make_context(empty_workspace), job, None)
+    table_dir = empty_workspace / "lake" / "bronze" / "things"
+    assert [p.name for p in table_dir.iterdir() if p.name.startswith("dt=")] == [folder]
+    assert DeltaTable(str(table_dir)).metadata().partition_columns == ["dt"]
+    rows = bronze_rows(empty_workspace)
+    assert {row["_run_id"] for row in rows} == {"run1"}
+    assert all(row["_source_file"].endswith("a.csv") for row in rows)
+
+
+def test_partition_mode_none_writes_no_dt_column(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"id\n1\n")
+    ingest(
+        make_context(empty_workspace),
+        make_job(partition_mode="none", config={"file": {"path": path}}),
+        None,
+    )
+    assert "dt" not in bronze_rows(empty_workspace)[0]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content"),
+    [
+        ("json", b'[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]'),
+        ("jsonl", b'{"id": 1, "name": "a"}\n{"id": 2, "name": "b"}\n'),
+        ("json", b'{"id": 1, "name": "a"}\n{"id": 2, "name": "b"}\n'),
+    ],
+)
+def test_json_arrays_and_newline_delimited_json(
+    empty_workspace: Path, fmt: str, content: bytes
+) -> None:
+    path = source(empty_workspace, f"data.{fmt}", content)
+    result, _ = ingest(
+        make_context(empty_workspace), make_job(format=fmt, config={"file": {"path": path}}), None
+    )
+    assert result.rows_written == 2
+    assert [row["name"] for row in bronze_rows(empty_workspace)] == ["a", "b"]
+
+
+USER_SCHEMA = [
+    {"name": "id", "type": "integer", "nullable": False},
+    {"name": "amount", "type": "double"},
+    {"name": "day", "type": "date"},
+]
+BAD_ROWS = b"id,amount,day\n1,1.5,2024-01-01\n2,abc,2024-01-02\n,3,2024-01-03\n4,4,not-a-date\n5,5,2024-01-05\n"
+
+
+def test_invalid_rows_fail_the_job_naming_row_and_column(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "bad.csv", BAD_ROWS)
+    job = make_job(schema_mode="user", user_schema=USER_SCHEMA, config={"file": {"path": path}})
+    with pytest.raises(IngestError) as caught:
+        ingest(make_context(empty_workspace), job, None)
+    message = str(caught.value)
+    assert "3 row(s) failed validation" in message
+    assert "bad.csv row 2: column `amount`: cannot read 'abc' as double" in message
+    assert "bad.csv row 3: column `id`: a value is required" in message
+    assert "bad.csv row 4: column `day`: cannot read 'not-a-date' as date" in message
+    assert "error_handling: quarantine" in message
+    assert not (empty_workspace / "lake" / "bronze" / "things" / "_delta_log").exists()
+
+
+def test_failed_ingest_leaves_previous_bronze_version_intact(empty_workspace: Path) -> None:
+    good = source(empty_workspace, "good.csv", b"id,amount,day\n1,1,2024-01-01\n")
+    job = make_job(schema_mode="user", user_schema=USER_SCHEMA, config={"file": {"path": good}})
+    ingest(make_context(empty_workspace, "first"), job, None)
+    bad = source(empty_workspace, "bad.csv", BAD_ROWS)
+    bad_job = job.model_copy(update={"config": make_job(config={"file": {"path": bad}}).config})
+    with pytest.raises(IngestError):
+        ingest(make_context(empty_workspace, "second"), bad_job, None)
+    table = DeltaTable(str(empty_workspace / "lake" / "bronze" / "things"))
+    assert table.version() == 0
+    assert [row["_run_id"] for row in table.to_pyarrow_table().to_pylist()] == ["first"]
+
+
+def test_quarantine_keeps_bad_rows_with_reason_file_and_row(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "bad.csv", BAD_ROWS)
+    job = make_job(
+        schema_mode="user",
+        user_schema=USER_SCHEMA,
+        error_handling="quarantine",
+        quarantine_path="quarantine/things",
+        config={"file": {"path": path}},
+    )
+    result, _ = ingest(make_context(empty_workspace), job, None)
+    assert (result.rows_read, result.rows_written, result.quarantined_rows) == (5, 2, 3)
+    assert_accounting(result)
+    assert [row["id"] for row in bronze_rows(empty_workspace)] == [1, 5]
+    quarantine = DeltaTable(str(empty_workspace / "lake" / "quarantine" / "things"))
+    rows = sorted(quarantine.to_pyarrow_table().to_pylist(), key=lambda row: row["_source_row"])
+    assert [(row["_source_row"], row["amount"]) for row in rows] == [(2, "abc"), (3, "3"), (4, "4")]
+    assert rows[0]["_reason"] == "column `amount`: cannot read 'abc' as double"
+    assert all(row["_run_id"] == "run1" and row["_source_file"].endswith("bad.csv") for row in rows)
+
+
+def test_missing_required_column_fails_even_with_quarantine(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"id,amount\n1,2\n")
+    job = make_job(
+        schema_mode="user",
+        user_schema=USER_SCHEMA,
+        error_handling="quarantine",
+        quarantine_path="quarantine/things",
+        config={"file": {"path": path}},
+    )
+    with pytest.raises(IngestError, match=r"missing required column\(s\) `day`"):
+        ingest(make_context(empty_workspace), job, None)
+
+
+def test_dedupe_keys_count_removed_duplicates(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"id,v\n1,first\n2,x\n1,second\n3,y\n2,z\n")
+    result, _ = ingest(
+        make_context(empty_workspace),
+        make_job(dedupe_keys=["id"], config={"file": {"path": path}}),
+        None,
+    )
+    assert (result.rows_read, result.rows_written, result.deduplicated_rows) == (5, 3, 2)
+    assert_accounting(result)
+    assert [row["v"] for row in bronze_rows(empty_workspace)] == ["first", "x", "y"]
+
+
+def test_rename_map_and_unknown_column(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"ID,Full Name\n1,Ann\n")
+    job = make_job(rename_map={"ID": "id", "Full Name": "name"}, config={"file": {"path": path}})
+    ingest(make_context(empty_workspace), job, None)
+    assert bronze_rows(empty_workspace)[0]["name"] == "Ann"
+    bad = make_job(rename_map={"nope": "x"}, config={"file": {"path": path}})
+    with pytest.raises(IngestError, match="`nope`"):
+        ingest(make_context(empty_workspace), bad, None)
+
+
+def test_incremental_loads_only_rows_past_the_watermark(empty_workspace: Path) -> None:
+    path = source(
+        empty_workspace, "a.csv", b"id,updated\n1,2024-01-01\n2,2024-01-02\n3,2024-01-03\n"
+    )
+    job = make_job(
+        incremental_mode="incremental", watermark_column="updated", config={"file": {"path": path}}
+    )
+    first, _ = ingest(make_context(empty_workspace, "r1"), job, None)
+    assert (first.rows_written, first.watermark_before, first.watermark_after) == (
+        3,
+        None,
+        "2024-01-03",
+    )
+    source(empty_workspace, "a.csv", b"id,updated\n3,2024-01-03\n4,2024-01-04\n")
+    second, _ = ingest(make_context(empty_workspace, "r2"), job, first.watermark_after)
+    assert (second.rows_written, second.watermark_after) == (1, "2024-01-04")
+    assert_accounting(second)
+    assert [row["id"] for row in bronze_rows(empty_workspace)] == [1, 2, 3, 4]
+
+
+def test_full_mode_replaces_the_table_in_one_new_version(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"id\n1\n2\n")
+    job = make_job(config={"file": {"path": path}})
+    ingest(make_context(empty_workspace, "r1"), job, None)
+    result, _ = ingest(make_context(empty_workspace, "r2", str(date(2026, 12, 1))), job, None)
+    assert result.table_version == 1
+    assert [row["_run_id"] for row in bronze_rows(empty_workspace)] == ["r2", "r2"]
+
+
+def test_source_paths_cannot_leave_the_workspace(empty_workspace: Path) -> None:
+    job = make_job(config={"file": {"path": "../../../../etc/passwd"}})
+    with pytest.raises(PathOutsideWorkspaceError, match="outside"):
+        ingest(make_context(empty_workspace), job, None)
+
+
+def test_quarantine_path_cannot_leave_the_lake(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "bad.csv", BAD_ROWS)
+    job = make_job(
+        schema_mode="user",
+        user_schema=USER_SCHEMA,
+        error_handling="quarantine",
+        quarantine_path="../../outside",
+        config={"file": {"path": path}},
+    )
+    with pytest.raises(PathOutsideWorkspaceError):
+        ingest(make_context(empty_workspace), job, None)
+
+
+def test_missing_source_file_names_the_path(empty_workspace: Path) -> None:
+    job = make_job(config={"file": {"path": "data/nope.csv"}})
+    with pytest.raises(IngestError, match=r"`data/nope.csv` does not exist"):
+        ingest(make_context(empty_workspace), job, None)
+
+
+def test_folder_source_with_filename_pattern(empty_workspace: Path) -> None:
+    source(empty_workspace, "part1.csv", b"id\n1\n")
+    source(empty_workspace, "part2.csv", b"id\n2\n")
+    source(empty_workspace, "notes.txt", b"ignore me")
+    job = make_job(filename_pattern="part*.csv", config={"file": {"path": "data"}})
+    result, _ = ingest(make_context(empty_workspace), job, None)
+    assert result.rows_written == 2
+    assert len(result.source_files) == 2
+
+
+def test_file_upload_reads_from_the_uploads_folder(empty_workspace: Path) -> None:
+    (empty_workspace / "uploads" / "batch.csv").write_bytes(b"id\n7\n")
+    job = make_job(source_type="file_upload", config={"file": {"path": "batch.csv"}})
+    result, _ = ingest(make_context(empty_workspace), job, None)
+    assert result.rows_written == 1
