@@ -51,13 +51,27 @@ CSV_TEXT = "id,name,amount\n1,alpha,10\n2,beta,20\n3,gamma,30\n"
 
 
 @dataclass
+class LakebookTiming:
+    """One `lakebook run`: wall time of the process, and the run time lakebook itself reports."""
+
+    wall_s: float
+    reported_s: float
+    notices: list[str]
+
+
+@dataclass
 class Measurement:
-    """Timings for one pipeline size N, all in wall-clock seconds."""
+    """Timings for one pipeline size N, all in wall-clock seconds.
+
+    `*_reported_s` is the run's own `duration_seconds` (without process start-up and imports).
+    """
 
     n: int
     lakebook_parallel_s: float
     lakebook_sequential_s: float
     papermill_cli_s: float
+    lakebook_parallel_reported_s: float
+    lakebook_sequential_reported_s: float
     ratio_parallel: float = field(init=False)
     ratio_sequential: float = field(init=False)
     per_job_overhead_s: float = field(init=False)
@@ -85,7 +99,7 @@ def executable(name: str) -> str:
 
 def build_workspace(root: Path, pipeline: str, n: int, max_parallel_jobs: int | None) -> Workspace:
     """A fresh workspace with a pipeline of `n` ingest jobs, each loading its own 3-row CSV."""
-    workspace = Workspace.init(root)
+    Workspace.init(root)
     if max_parallel_jobs is not None:
         config = root / "jupyter_config.py"
         with config.open("a", encoding="utf-8") as stream:
@@ -110,8 +124,15 @@ def build_workspace(root: Path, pipeline: str, n: int, max_parallel_jobs: int | 
     return Workspace.open(root)
 
 
-def time_lakebook_run(root: Path, pipeline: str, n: int) -> float:
-    """Wall time of `lakebook run PIPELINE --json`; raises unless all `n` jobs succeeded."""
+def notices(stderr: str) -> list[str]:
+    """Distinct warning and error lines in a process's stderr (progress lines left out)."""
+    lines = (line.strip() for line in stderr.splitlines())
+    flagged = (line for line in lines if "warn" in line.lower() or "error" in line.lower())
+    return list(dict.fromkeys(flagged))
+
+
+def time_lakebook_run(root: Path, pipeline: str, n: int) -> LakebookTiming:
+    """Time `lakebook run PIPELINE --json`; raises unless all `n` jobs succeeded."""
     command = [executable("lakebook"), "--workspace", str(root), "run", pipeline, "--json"]
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
@@ -124,7 +145,7 @@ def time_lakebook_run(root: Path, pipeline: str, n: int) -> float:
     succeeded = [job for job in summary["jobs"] if job["status"] == "succeeded"]
     if summary["status"] != "succeeded" or len(succeeded) != n:
         raise BenchmarkError(f"`lakebook run {pipeline}` did not succeed: {completed.stdout}")
-    return elapsed
+    return LakebookTiming(elapsed, float(summary["duration_seconds"]), notices(completed.stderr))
 
 
 def papermill_commands(workspace: Workspace, pipeline: str, run_id: str) -> list[list[str]]:
@@ -167,10 +188,10 @@ def papermill_commands(workspace: Workspace, pipeline: str, run_id: str) -> list
 def time_papermill_cli(commands: list[list[str]], cwd: Path) -> tuple[float, list[str]]:
     """Wall time of the commands run one after another; raises unless each exits 0.
 
-    Returns the time and the distinct stderr lines papermill printed (warnings worth knowing).
+    Returns the time and the distinct warning/error lines papermill printed on stderr.
     After timing, each executed notebook must hold the job's emitted result, as in lakebook.
     """
-    stderr_lines: list[str] = []
+    stderr = ""
     started = time.perf_counter()
     for command in commands:
         completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
@@ -179,17 +200,19 @@ def time_papermill_cli(commands: list[list[str]], cwd: Path) -> tuple[float, lis
                 f"papermill exited {completed.returncode} for {command[2]}:\n"
                 f"{completed.stderr[-2000:]}"
             )
-        stderr_lines += completed.stderr.splitlines()
+        stderr += completed.stderr
     elapsed = time.perf_counter() - started
     for command in commands:
         if read_result(command[2]) is None:
             raise BenchmarkError(f"{command[2]} holds no emitted job result")
-    distinct = list(dict.fromkeys(line.strip() for line in stderr_lines if line.strip()))
-    return elapsed, distinct
+    return elapsed, notices(stderr)
 
 
-def measure(scratch: Path, n: int) -> tuple[Measurement, list[str]]:
-    """Time the three modes for a pipeline of `n` jobs, each in its own fresh workspace."""
+def measure(scratch: Path, n: int) -> tuple[Measurement, dict[str, list[str]]]:
+    """Time the three modes for a pipeline of `n` jobs, each in its own fresh workspace.
+
+    Also returns, per mode, the distinct warning/error lines printed on stderr.
+    """
     pipeline = f"bench_n{n}"
     parallel_root = scratch / f"n{n}-lakebook-parallel"
     build_workspace(parallel_root, pipeline, n, max_parallel_jobs=None)
@@ -202,8 +225,20 @@ def measure(scratch: Path, n: int) -> tuple[Measurement, list[str]]:
     baseline_root = scratch / f"n{n}-papermill-cli"
     baseline = build_workspace(baseline_root, pipeline, n, max_parallel_jobs=None)
     commands = papermill_commands(baseline, pipeline, run_id=f"papermill-cli-n{n}")
-    papermill_s, warnings = time_papermill_cli(commands, baseline_root)
-    return Measurement(n, parallel, sequential, papermill_s), warnings
+    papermill_s, papermill_notices = time_papermill_cli(commands, baseline_root)
+    measurement = Measurement(
+        n,
+        parallel.wall_s,
+        sequential.wall_s,
+        papermill_s,
+        parallel.reported_s,
+        sequential.reported_s,
+    )
+    return measurement, {
+        "lakebook_parallel": parallel.notices,
+        "lakebook_sequential": sequential.notices,
+        "papermill_cli": papermill_notices,
+    }
 
 
 def warm_up(scratch: Path) -> None:
@@ -281,15 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
+    load_at_start = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="lakebook-bench-"))
-    warnings: list[str] = []
+    stderr_notices: dict[str, list[str]] = {}
     results: list[Measurement] = []
     try:
         warm_up(scratch)
         for n in args.sizes:
             result, notes = measure(scratch, n)
             results.append(result)
-            warnings += notes
+            for mode, lines in notes.items():
+                seen = stderr_notices.setdefault(mode, [])
+                seen += [line for line in lines if line not in seen]
             print(f"N={n}: done ({time.perf_counter() - began:.0f}s elapsed)", file=sys.stderr)
     except BenchmarkError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
@@ -313,11 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         for mode, fit in fits.items():
             assert fit is not None
             print(f"  {mode:<20} fixed {fit['fixed_s']:>6.2f}s  per job {fit['per_job_s']:>5.2f}s")
-    if warnings:
-        print("\npapermill CLI stderr (distinct lines):")
-        for line in warnings[:20]:
-            print(f"  {line}")
-    print(f"\ntotal benchmark time: {total:.0f}s")
+    for mode, lines in stderr_notices.items():
+        if lines:
+            print(f"\n{mode} stderr, distinct warning/error lines:")
+            for line in lines[:10]:
+                print(f"  {line[:160]}")
+    load_at_end = os.getloadavg()
+    print(f"\nload average (1 min) at start {load_at_start[0]:.2f}, at end {load_at_end[0]:.2f}")
+    print(f"total benchmark time: {total:.0f}s")
 
     document = {
         "benchmark": "orchestration_overhead",
@@ -335,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             for row in (asdict(result) for result in results)
         ],
         "linear_fit": fits,
-        "papermill_cli_stderr": warnings,
+        "stderr_notices": stderr_notices,
+        "load_average_1min": {"start": load_at_start[0], "end": load_at_end[0]},
         "total_seconds": round(total, 1),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,16 @@ from alembic.migration import MigrationContext
 from sqlalchemy import delete, func, inspect, select, text
 
 from lakebook.errors import RunNotFoundError
-from lakebook.metadata import DQResult, JobRun, MetadataStore, PipelineRun, RunStatus, WatermarkEntry
+from lakebook.metadata import (
+    DQResult,
+    JobRun,
+    MetadataStore,
+    PipelineRun,
+    RunStatus,
+    WatermarkEntry,
+)
 from lakebook.metadata.store import MIGRATIONS
+from tests.postgres_server import PostgresServer
 
 TABLES = ["alembic_version", "dq_results", "job_runs", "pipeline_runs", "watermarks"]
 HEAD = "0001"
@@ -185,9 +193,7 @@ def test_record_and_update_a_run(store: MetadataStore) -> None:
         notebook_path="/runs/shop/x/load.ipynb",
         result=result,
     )
-    store.update_job_run(
-        run.id, "clean", status=str(RunStatus.FAILED), error="boom\nline two"
-    )
+    store.update_job_run(run.id, "clean", status=str(RunStatus.FAILED), error="boom\nline two")
     run_end = T0 + timedelta(minutes=1)
     store.update_pipeline_run(
         run.id, status=str(RunStatus.FAILED), ended_at=run_end, duration_seconds=60.0, error="x"
@@ -357,7 +363,9 @@ def test_dq_results_append_and_filter(store: MetadataStore) -> None:
 # end to end ----------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_demo_pipeline_records_runs_in_postgresql(workspace_dir: Path, postgres) -> None:  # noqa: ANN001
+def test_demo_pipeline_records_runs_in_postgresql(
+    workspace_dir: Path, postgres: PostgresServer
+) -> None:
     from lakebook.workspace import Workspace
 
     url = postgres.create_database("lakebook_e2e_demo")

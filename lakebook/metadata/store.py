@@ -88,7 +88,9 @@ class MetadataStore:
         with self.session() as session:
             row = session.scalars(
                 select(JobRun).where(JobRun.run_id == run_id, JobRun.job == job)
-            ).one()
+            ).one_or_none()
+            if row is None:
+                raise RunNotFoundError(f"Run `{run_id}` has no job `{job}`.")
             for name, value in values.items():
                 setattr(row, name, value)
 
@@ -96,17 +98,26 @@ class MetadataStore:
         """One run by id (a unique prefix of the id also works)."""
         with self.session() as session:
             run = session.get(PipelineRun, run_id)
-            if run is None:
-                matches = session.scalars(
-                    select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
-                ).all()
-                if len(matches) == 1:
-                    run = matches[0]
-            if run is None:
+            if run is not None:
+                return run
+            candidates = session.scalars(
+                select(PipelineRun)
+                .where(PipelineRun.id.startswith(run_id, autoescape=True))
+                .limit(6)
+            ).all()
+            # LIKE is case-insensitive on SQLite; run ids are not.
+            matches = [item for item in candidates if item.id.startswith(run_id)]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                listed = ", ".join(f"`{item.id}`" for item in matches[:5])
                 raise RunNotFoundError(
-                    f"No run `{run_id}`. List runs with `lakebook runs` and copy an id from there."
+                    f"Run id prefix `{run_id}` matches several runs ({listed}). "
+                    "Give more characters of the id; list runs with `lakebook runs`."
                 )
-            return run
+            raise RunNotFoundError(
+                f"No run `{run_id}`. List runs with `lakebook runs` and copy an id from there."
+            )
 
     def pipeline_runs(self, pipeline: str | None = None, limit: int = 20) -> list[PipelineRun]:
         """Newest runs first, optionally of one pipeline."""
