@@ -372,7 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             "per_job_overhead_s": "(lakebook_sequential_s - papermill_cli_s) / n",
         },
         "results": [
-            {key: round(value, 3) if isinstance(value, float) else value for key, value in row.items()}
+            {
+                key: round(value, 3) if isinstance(value, float) else value
+                for key, value in row.items()
+            }
             for row in (asdict(result) for result in results)
         ],
         "linear_fit": fits,

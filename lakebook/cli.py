@@ -185,11 +185,13 @@ def _when(value: datetime | None) -> str:
 @handle_errors
 def runs(ctx: click.Context, pipeline: str | None, limit: int) -> None:
     """List recent pipeline runs, newest first."""
-    table = Table("run id", "pipeline", "status", "trigger", "started (UTC)", "duration")
+    table = Table("pipeline", "status", "trigger", "started (UTC)", "duration")
+    # Ids are copied into `lakebook show`: never wrap them.
+    table.add_column("run id", no_wrap=True, min_width=23)
     for item in _workspace(ctx).runs(pipeline, limit):
         duration = f"{item.duration_seconds:.1f}s" if item.duration_seconds is not None else "-"
         table.add_row(
-            item.id, item.pipeline, item.status, item.trigger, _when(item.started_at), duration
+            item.pipeline, item.status, item.trigger, _when(item.started_at), duration, item.id
         )
     stdout.print(table)
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from lakebook.errors import IngestError
 from lakebook.results import JobResult
 from lakebook.runtime import JobContext
-from lakebook.specs import ColumnSpec, IngestJob
+from lakebook.specs import TEXT_FORMATS, ColumnSpec, IngestJob
 from lakebook.sql import quote_identifier as q
 from lakebook.sql import quote_literal
 from lakebook.storage import confine
@@ -55,12 +55,14 @@ def source_files(context: JobContext, job: IngestJob) -> list[Path]:
     else:
         base = context.pipeline_dir
     raw = job.config.file.path
+    target_is_dir = False
     if any(char in raw for char in "*?["):
         matches = sorted(globbing.glob(str(base / raw)))
         files = [confine(context.workspace, match, "source path") for match in matches]
     else:
         target = confine(context.workspace, base / raw, "source path")
-        if target.is_dir():
+        target_is_dir = target.is_dir()
+        if target_is_dir:
             pattern = job.filename_pattern or DEFAULT_EXTENSIONS[job.format]
             files = sorted(path for path in target.glob(pattern) if path.is_file())
         elif target.is_file():
@@ -70,7 +72,7 @@ def source_files(context: JobContext, job: IngestJob) -> list[Path]:
                 f"Job `{job.name}`: source `{raw}` does not exist (looked at `{target}`). "
                 "Check `config.file.path`; relative paths start at the pipeline folder."
             )
-    if job.filename_pattern and files and not Path(raw).is_dir():
+    if job.filename_pattern and files and not target_is_dir:
         files = [path for path in files if path.match(job.filename_pattern)]
     if not files:
         raise IngestError(
@@ -124,7 +126,10 @@ def _load_source(
     con: duckdb.DuckDBPyConnection, job: IngestJob, landed: list[Path], root: Path
 ) -> None:
     """Create temp table `source`: every landed row plus its file and 1-based row number."""
-    all_text = job.schema_mode == "user" or not job.force_to_parquet
+    # Text formats keep every value as text when force_to_parquet is off; parquet keeps its types.
+    all_text = job.schema_mode == "user" or (
+        job.format in TEXT_FORMATS and not job.force_to_parquet
+    )
     for index, path in enumerate(landed):
         relative = quote_literal(str(path.relative_to(root)))
         select = (

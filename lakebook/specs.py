@@ -169,7 +169,11 @@ class IngestJob(Spec):
     source_type: SourceType
     format: IngestFormat = "csv"
     force_to_parquet: bool = Field(
-        default=True, description="Store as Parquet in Bronze (default on for csv/json)."
+        default=True,
+        description=(
+            "Convert text sources (csv/json) to typed Parquet columns in Bronze; off keeps every "
+            "value as text. Default on for csv/json."
+        ),
     )
     partition_mode: PartitionMode = "date"
     partition_pattern: PartitionPattern = "yyyy/MM/dd"
@@ -299,7 +303,9 @@ class DatasetJob(Spec):
     name: str = Field(pattern=NAME_PATTERN, description=f"Dataset name ({NAME_HELP}).")
     description: str = ""
     layer: Layer
-    dataset_type: DatasetType = "fact"
+    dataset_type: DatasetType = Field(
+        default="fact", description="Default `fact` for silver, `fact_aggregate` for gold."
+    )
     grain: str = ""
     primary_use_case: UseCase | None = None
     change_pattern: ChangePattern = "full_refresh"
@@ -312,6 +318,13 @@ class DatasetJob(Spec):
     format: Literal["delta"] = "delta"
     compression: Compression = "snappy"
     data_quality: list[DQRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_dataset_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dataset_type" not in data and data.get("layer") == "gold":
+            data = {**data, "dataset_type": "fact_aggregate"}
+        return data
 
     @field_validator("sql_text")
     @classmethod
@@ -456,6 +469,11 @@ def load_pipeline_file(path: Path) -> PipelineSpec:
 def dump_pipeline(spec: PipelineSpec) -> str:
     """The pipeline as YAML, without fields left at their defaults."""
     data = spec.model_dump(mode="json", exclude_defaults=True)
+    # force_to_parquet's default depends on `format`, so compare with that, not the field default.
+    for job, dumped in zip(spec.ingest_jobs, data.get("ingest_jobs", []), strict=True):
+        dumped.pop("force_to_parquet", None)
+        if job.force_to_parquet != (job.format in TEXT_FORMATS):
+            dumped["force_to_parquet"] = job.force_to_parquet
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlglot
+from sqlglot import exp
 from sqlglot.errors import ParseError
 
 
@@ -19,6 +20,10 @@ def sql_parse_problem(sql: str) -> str | None:
         return str(description)
     if len(statements) != 1:
         return f"expected one SELECT statement, found {len(statements)}"
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        first_word = sql.strip().split(None, 1)[0] if sql.strip() else ""
+        return f"expected a SELECT (or WITH … SELECT) query, but it starts with `{first_word}`"
     return None
 
 

@@ -34,7 +34,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, RunSu
 
 
 def test_demo_runs_end_to_end(demo_run: tuple[Workspace, RunSummary]) -> None:
-    workspace, summary = demo_run
+    _, summary = demo_run
     assert summary.status == RunStatus.SUCCEEDED, [job.error for job in summary.jobs]
     order = [job.job for job in summary.jobs]
     assert order[0] == "raw_customers"  # the reference ingest comes first
