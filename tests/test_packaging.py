@@ -1,0 +1,56 @@
+"""The built wheel carries what an installed lakebook needs: templates, migrations, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import papermill
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("lakebook-*.whl"))
+
+
+def test_wheel_ships_templates_and_migrations(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in ("ingest.ipynb", "sql_dataset.ipynb", "pipeline_run.ipynb"):
+        assert f"lakebook/templates/{template}" in names
+    assert "lakebook/metadata/migrations/env.py" in names
+    assert "lakebook/metadata/migrations/versions/0001_initial.py" in names
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "lakebook = lakebook.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in (REPO / "templates").glob("*.ipynb")))
+def test_each_template_has_one_introspectable_parameters_cell(template: str) -> None:
+    import nbformat
+
+    notebook = nbformat.read(REPO / "templates" / template, as_version=4)
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    parameters = papermill.inspect_notebook(str(REPO / "templates" / template))
+    assert parameters and all(item["help"] for item in parameters.values())
+    assert all(item["inferred_type_name"] == "str" for item in parameters.values())
