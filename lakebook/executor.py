@@ -7,13 +7,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import papermill
+import zmq
+from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
+from traitlets import CaselessStrEnum
 
 from lakebook.errors import LakebookError
 from lakebook.results import JobResult, read_result
@@ -70,6 +77,30 @@ class Executor(Protocol):
         ...
 
 
+class PrivateSocketKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel talks over Unix sockets in a private folder.
+
+    Parallel launches over TCP race for ports ("Address already in use"), across processes too;
+    private IPC sockets cannot collide, and nothing travels unencrypted over TCP.
+    """
+
+    transport = CaselessStrEnum(("tcp", "ipc"), default_value="ipc", config=True)
+    _socket_dir: str | None = None
+
+    def _ip_default(self) -> str:
+        self._socket_dir = tempfile.mkdtemp(prefix="lakebook-kernel-")
+        return os.path.join(self._socket_dir, "ipc")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+KERNEL_START_ERRORS = (RuntimeError, TimeoutError, zmq.ZMQError)
+KERNEL_START_ATTEMPTS = 3
+
+
 class LocalExecutor:
     """Runs the notebook in a kernel on this machine through papermill."""
 
@@ -77,18 +108,35 @@ class LocalExecutor:
         """Execute with papermill; a failed notebook is still written with the error marked."""
         started = time.time()
         error: str | None = None
-        try:
-            papermill.execute_notebook(
-                str(request.notebook),
-                str(request.output),
-                parameters=request.parameters,
-                kernel_name=request.kernel_name,
-                cwd=str(request.cwd),
-                progress_bar=False,
-                log_output=False,
-            )
-        except PapermillExecutionError as failure:
-            error = _describe_failure(failure)
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                papermill.execute_notebook(
+                    str(request.notebook),
+                    str(request.output),
+                    parameters=request.parameters,
+                    kernel_name=request.kernel_name,
+                    cwd=str(request.cwd),
+                    progress_bar=False,
+                    log_output=False,
+                    kernel_manager_class=PrivateSocketKernelManager,
+                )
+                error = None
+                break
+            except PapermillExecutionError as failure:
+                error = _describe_failure(failure)
+                break
+            except NoSuchKernel:
+                error = (
+                    f"no Jupyter kernel named `{request.kernel_name}` is installed; set "
+                    "`c.Lakebook.kernel_name` to one that `jupyter kernelspec list` shows"
+                )
+                break
+            except KERNEL_START_ERRORS as failure:
+                # Raised before any cell ran (papermill reports cell errors separately), so
+                # starting again cannot run a job twice.
+                error = f"the kernel `{request.kernel_name}` failed to start: {failure}"
+                if attempt < KERNEL_START_ATTEMPTS:
+                    time.sleep(attempt)
         result = read_result(str(request.output)) if request.output.exists() else None
         if error is None and result is None:
             error = "the notebook finished without emitting a result (`runtime.emit_result`)"

@@ -7,9 +7,11 @@ Every executed notebook, failed ones included, is archived in `runs/<pipeline>/<
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -78,6 +80,7 @@ class RunSummary:
         return next(job for job in self.jobs if job.job == name)
 
 
+logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, JobSummary], None]
 
 
@@ -93,6 +96,17 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         json.dump(data, stream, indent=2, default=str)
     os.replace(temp, path)
+
+
+def _outcome_of(future: Future[JobOutcome], name: str) -> JobOutcome:
+    """The executor's outcome; an executor crash becomes a recorded job failure, not a lost run."""
+    try:
+        return future.result()
+    except Exception as error:  # the run must still be finalised and recorded
+        logger.exception("executor failed on job %s", name)
+        now = time.time()
+        message = f"internal error in the executor: {type(error).__name__}: {error}"
+        return JobOutcome(name, False, None, message, now, now)
 
 
 class PipelineRunner:
@@ -193,7 +207,7 @@ class PipelineRunner:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)
-                    outcome = future.result()
+                    outcome = _outcome_of(future, name)
                     self._record_outcome(summary, outcome)
                     if outcome.succeeded:
                         succeeded.add(name)

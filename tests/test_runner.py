@@ -263,3 +263,21 @@ def test_papermill_cli_runs_a_pipeline_through_the_pipeline_run_template(
     assert result.returncode == 0, result.stderr[-2000:]
     runs = Workspace.open(workspace_dir).runs("jaffle_shop")
     assert len(runs) == 1 and runs[0].status == "succeeded" and runs[0].trigger == "schedule"
+
+
+def test_missing_kernel_fails_the_run_with_a_clear_message(empty_workspace: Path) -> None:
+    config = empty_workspace / "jupyter_config.py"
+    config.write_text(config.read_text() + "\nc.Lakebook.kernel_name = 'no-such-kernel'\n")
+    folder = write_pipeline(
+        empty_workspace,
+        "lonely",
+        "name: lonely\ningest_jobs:\n  - {name: a, source_type: local_path, format: csv, "
+        "config: {file: {path: data/a.csv}}}\n",
+    )
+    (folder / "data").mkdir()
+    (folder / "data" / "a.csv").write_text("id\n1\n")
+    workspace = Workspace.open(empty_workspace)
+    summary = workspace.run("lonely")
+    assert summary.status == RunStatus.FAILED
+    assert "no Jupyter kernel named `no-such-kernel`" in str(summary.job("a").error)
+    assert workspace.show(summary.run_id)[0].status == "failed"
