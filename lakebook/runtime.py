@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from lakebook.config import Lakebook, load_settings
-from lakebook.errors import ConnectionNotFoundError
+from lakebook.connections import resolve_connection
 from lakebook.results import RESULT_MIME_TYPE, JobResult
 from lakebook.specs import DatasetJob, IngestJob
 from lakebook.storage import Lake, confine
@@ -45,15 +45,8 @@ class JobContext:
         return self.workspace / "pipelines" / self.pipeline
 
     def connection(self, name: str) -> dict[str, Any]:
-        """A named connection's settings (secrets stay in the environment)."""
-        connections: dict[str, Any] = dict(self.settings.connections)
-        if name not in connections:
-            known = ", ".join(f"`{key}`" for key in sorted(connections)) or "none"
-            raise ConnectionNotFoundError(
-                f"Connection `{name}` is not defined. Known connections: {known}. "
-                "Add it to `c.Lakebook.connections` in jupyter_config.py."
-            )
-        return dict(connections[name])
+        """A named connection with its secrets read from the environment."""
+        return resolve_connection(dict(self.settings.connections), name)
 
 
 def load_ingest_job(job_spec: str) -> IngestJob:
