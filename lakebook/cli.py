@@ -303,6 +303,67 @@ def query(ctx: click.Context, sql: str, output_format: str) -> None:
         stdout.print(table)
 
 
+@main.group()
+def watermark() -> None:
+    """Inspect or reset incremental watermarks."""
+
+
+def _pipeline_of(workspace: Any, job: str, pipeline: str | None) -> str:
+    if pipeline:
+        return pipeline
+    owners = [
+        name
+        for name in workspace.pipeline_names()
+        if any(item.name == job for item in workspace.pipeline(name).ingest_jobs)
+    ]
+    if len(owners) != 1:
+        where = ", ".join(f"`{name}`" for name in owners) or "no pipeline"
+        raise LakebookError(
+            f"Ingest job `{job}` is in {where}; name the pipeline with `--pipeline`."
+        )
+    return str(owners[0])
+
+
+@watermark.command("show")
+@click.argument("job")
+@click.option("--pipeline", "-p", help="The job's pipeline (needed when several have the job).")
+@click.pass_context
+@handle_errors
+def watermark_show(ctx: click.Context, job: str, pipeline: str | None) -> None:
+    """Show JOB's watermark ledger, oldest first; the last line is where the next run starts."""
+    workspace = _workspace(ctx)
+    name = _pipeline_of(workspace, job, pipeline)
+    table = Table("run", "column", "before", "after", "rows", "committed (UTC)")
+    for entry in workspace.watermark_history(name, job):
+        table.add_row(
+            entry.run_id,
+            entry.column,
+            entry.value_before or "-",
+            entry.value_after or "-",
+            str(entry.rows),
+            _when(entry.committed_at),
+        )
+    stdout.print(table)
+
+
+@watermark.command("rewind")
+@click.argument("job")
+@click.option("--to-run", "to_run", required=True, help="Run id whose end value to go back to.")
+@click.option("--pipeline", "-p", help="The job's pipeline (needed when several have the job).")
+@click.pass_context
+@handle_errors
+def watermark_rewind(ctx: click.Context, job: str, to_run: str, pipeline: str | None) -> None:
+    """Reset JOB's watermark to where run RUN_ID left it; the next run re-reads from there."""
+    workspace = _workspace(ctx)
+    name = _pipeline_of(workspace, job, pipeline)
+    entry = workspace.rewind_watermark(name, job, to_run)
+    stdout.print(
+        f"Watermark of {name}.{job} rewound from {entry.value_before} to {entry.value_after}; "
+        "the next run starts there (rows already in Bronze are de-duplicated).",
+        highlight=False,
+    )
+
+
 @main.command("schema")
 @click.option(
     "--output", "-o", type=click.Path(file_okay=False), help="Write one JSON file per spec here."

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Float, Integer, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -41,6 +41,15 @@ class Lakebook(Configurable):
         config=True
     )
     executor = Unicode("local", help="Where job notebooks run: `local`.").tag(config=True)
+    max_invalid_ratio = Float(
+        0.1,
+        min=0,
+        max=1,
+        help="Default share of invalid rows above which an ingest job fails (0.1 = 10%).",
+    ).tag(config=True)
+    duckdb_memory_limit = Unicode(
+        "1GB", help="Memory DuckDB may use inside one job before it spills to disk."
+    ).tag(config=True)
     connections = Dict(
         default_value={},
         help=(
@@ -64,3 +73,10 @@ def load_settings(workspace: Path, overrides: dict[str, Any] | None = None) -> L
     for name, value in (overrides or {}).items():
         setattr(settings, name, value)
     return settings
+
+
+def metadata_url(settings: Lakebook, workspace: Path) -> str:
+    """The metadata DB URL: the configured one, or SQLite at `.lakebook/metadata.db`."""
+    if settings.metadata_url:
+        return str(settings.metadata_url)
+    return f"sqlite:///{workspace / '.lakebook' / 'metadata.db'}"

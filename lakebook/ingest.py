@@ -1,14 +1,23 @@
-"""Ingest: copy source files into Landing byte-for-byte, then load them into a Bronze Delta table.
+"""Ingest: land the source in Landing, then load the landed files into ONE Bronze Delta commit.
 
-The work happens in DuckDB: parse, rename, type-check against `user_schema`, filter by watermark,
-de-duplicate, then stream the result into ONE Delta commit. Invalid rows fail the job or go to the
-quarantine table with their reason, file and row number.
+The source (see `lakebook.sources`) fetches into this run's Landing folder. The loader then works in
+a disk-backed DuckDB database, so memory stays bounded whatever the input size:
+
+1. `checked`: every landed row, renamed and typed, with `__reason` saying why it is invalid and, for
+   invalid rows only, `__raw`: the row's original text.
+2. Invalid rows fail the job (`error_handling: fail`) or go to the quarantine table with their
+   reason, source file, row number and run id; more than `max_invalid_ratio` invalid fails the job.
+3. Valid rows past the watermark, minus duplicates (within the batch by `dedupe_keys`, and rows
+   re-read at the watermark boundary that Bronze already holds), stream into the Delta commit.
+
+Every run accounts for every row: rows_read = rows_written + quarantined_rows + deduplicated_rows.
 """
 
 from __future__ import annotations
 
-import glob as globbing
 import shutil
+import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,10 +27,10 @@ import pyarrow as pa
 from lakebook.errors import IngestError
 from lakebook.results import JobResult
 from lakebook.runtime import JobContext
-from lakebook.specs import TEXT_FORMATS, ColumnSpec, IngestJob
+from lakebook.sources import Fetched, FetchRequest, LoadFile, source_for
+from lakebook.specs import TEXT_FORMATS, IngestJob
 from lakebook.sql import quote_identifier as q
 from lakebook.sql import quote_literal
-from lakebook.storage import confine
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -35,120 +44,223 @@ DUCKDB_TYPES = {
 }
 PARTITION_FORMATS = {"yyyy/MM/dd": "%Y-%m-%d", "yyyy/MM": "%Y-%m", "yyyy": "%Y"}
 LANDING_FOLDERS = {"yyyy/MM/dd": "%Y/%m/%d", "yyyy/MM": "%Y/%m", "yyyy": "%Y"}
-DEFAULT_EXTENSIONS = {"csv": "*.csv", "json": "*.json", "jsonl": "*.jsonl", "parquet": "*.parquet"}
 METADATA_COLUMNS = ("_run_id", "_ingested_at", "_source_file", "dt")
 ERROR_EXAMPLES = 5
 SAMPLE_ROWS = 10
-BATCH_ROWS = 128 * 1024
+BATCH_ROWS = 256 * 1024
+SECONDS_PER_DAY = 86_400
 
 
-def source_files(context: JobContext, job: IngestJob) -> list[Path]:
-    """The files a file-based job reads: one file, a folder's files, or a glob."""
-    if job.source_type not in ("file_upload", "local_path"):
-        raise IngestError(
-            f"Job `{job.name}`: source_type `{job.source_type}` cannot be loaded by this version; "
-            "use `local_path` or `file_upload`."
-        )
-    assert job.config.file is not None and job.config.file.path  # guaranteed by the spec
-    if job.source_type == "file_upload":
-        base = context.workspace / "uploads"
-    else:
-        base = context.pipeline_dir
-    raw = job.config.file.path
-    target_is_dir = False
-    if any(char in raw for char in "*?["):
-        matches = sorted(globbing.glob(str(base / raw)))
-        files = [confine(context.workspace, match, "source path") for match in matches]
-    else:
-        target = confine(context.workspace, base / raw, "source path")
-        target_is_dir = target.is_dir()
-        if target_is_dir:
-            pattern = job.filename_pattern or DEFAULT_EXTENSIONS[job.format]
-            files = sorted(path for path in target.glob(pattern) if path.is_file())
-        elif target.is_file():
-            files = [target]
-        else:
-            raise IngestError(
-                f"Job `{job.name}`: source `{raw}` does not exist (looked at `{target}`). "
-                "Check `config.file.path`; relative paths start at the pipeline folder."
-            )
-    if job.filename_pattern and files and not target_is_dir:
-        files = [path for path in files if path.match(job.filename_pattern)]
-    if not files:
-        raise IngestError(
-            f"Job `{job.name}`: no files match `{raw}`"
-            + (f" with filename_pattern `{job.filename_pattern}`" if job.filename_pattern else "")
-            + ". Put the source files there or fix the path."
-        )
-    return files
-
-
-def land_files(context: JobContext, job: IngestJob, files: list[Path]) -> list[Path]:
-    """Copy each source file byte-for-byte into Landing; returns the copies."""
+def landing_folder(context: JobContext, job: IngestJob) -> Path:
+    """This run's Landing folder: `landing/<pipeline>/<job>/<date path>/<run_id>/`."""
     folder = context.lake.landing_dir(context.pipeline, job.name)
     folder = folder / context.run_date.strftime(LANDING_FOLDERS[job.partition_pattern])
-    folder = folder / context.run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    landed = []
-    for index, source in enumerate(files):
-        name = (
-            source.name if len({f.name for f in files}) == len(files) else f"{index}_{source.name}"
+    return folder / context.run_id
+
+
+def ingest(
+    context: JobContext, job: IngestJob, watermark: str | None
+) -> tuple[JobResult, pa.Table]:
+    """Run one ingest job end to end; returns its result and a sample of what it wrote."""
+    incremental = job.incremental_mode == "incremental" and job.watermark_column is not None
+    result = JobResult(job=job.name, dataset=job.dataset, watermark_column=job.watermark_column)
+    result.watermark_before = watermark if incremental else None
+
+    landing = landing_folder(context, job)
+    shutil.rmtree(landing, ignore_errors=True)  # a retried run starts from a clean folder
+    landing.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="lakebook-ingest-") as scratch:
+        con = _connect(Path(scratch), str(context.settings.duckdb_memory_limit))
+        try:
+            lower_bound = _lower_bound(con, job, watermark) if incremental else None
+            fetched = source_for(job).fetch(
+                FetchRequest(
+                    job=job,
+                    landing=landing,
+                    workspace=context.workspace,
+                    pipeline_dir=context.pipeline_dir,
+                    lower_bound=lower_bound,
+                    loaded=context.loaded_fingerprints(job.name) if incremental else frozenset(),
+                    connection=context.connection,
+                )
+            )
+            result.source_files = [
+                str(file.path.relative_to(context.lake.root)) for file in fetched.files
+            ]
+            result.manifest = [
+                {"uri": entry.uri, "fingerprint": entry.fingerprint} for entry in fetched.manifest
+            ]
+            sample = _load(con, context, job, fetched, lower_bound, result)
+        except duckdb.Error as error:
+            raise IngestError(f"Job `{job.name}`: the source could not be read: {error}") from None
+        finally:
+            con.close()
+    purge_landing(context, job)
+    return result, sample
+
+
+def purge_landing(context: JobContext, job: IngestJob) -> list[Path]:
+    """Delete this job's Landing run folders older than `landing_retention_days`."""
+    if job.landing_retention_days is None:
+        return []
+    cutoff = time.time() - job.landing_retention_days * SECONDS_PER_DAY
+    root = context.lake.landing_dir(context.pipeline, job.name)
+    removed = []
+    depth = job.partition_pattern.count("/") + 1  # date folders, then the run folder
+    for folder in sorted(root.glob("/".join(["*"] * (depth + 1)))):
+        if folder.is_dir() and folder.name != context.run_id and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed
+
+
+def _connect(scratch: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A disk-backed DuckDB for one job: tables spill to disk instead of growing memory."""
+    con = duckdb.connect(str(scratch / "ingest.duckdb"))
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+    con.execute(f"SET temp_directory = {quote_literal(str(scratch / 'spill'))}")
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def _lower_bound(
+    con: duckdb.DuckDBPyConnection, job: IngestJob, watermark: str | None
+) -> str | None:
+    """The watermark minus the look-back window, as text; None when there is no watermark yet."""
+    if watermark is None or not job.watermark_lag:
+        return watermark
+    lag = job.watermark_lag
+    if lag.replace(".", "", 1).isdigit():
+        numeric = con.sql(f"SELECT TRY_CAST({quote_literal(watermark)} AS DOUBLE) - {lag}")
+        value = numeric.fetchall()[0][0]
+    else:
+        shifted = con.sql(
+            f"SELECT (TRY_CAST({quote_literal(watermark)} AS TIMESTAMP) "
+            f"- INTERVAL {quote_literal(lag)})::VARCHAR"
         )
-        target = folder / name
-        shutil.copyfile(source, target)
-        landed.append(target)
-    return landed
+        value = shifted.fetchall()[0][0]
+    if value is None:
+        raise IngestError(
+            f"Job `{job.name}`: `watermark_lag` `{lag}` does not fit the watermark `{watermark}`: "
+            "use a number for numeric watermark columns and a duration such as `2 hours` for "
+            "date or time columns."
+        )
+    return str(value)
 
 
-def _reader(job: IngestJob, path: Path, all_text: bool) -> str:
-    """DuckDB table function reading one landed file."""
-    location = quote_literal(str(path))
-    if job.format == "csv":
+def _reader(job: IngestJob, files: list[LoadFile], all_text: bool) -> str:
+    """DuckDB table function over landed files of one format, with their path as `__landed`."""
+    locations = "[" + ", ".join(quote_literal(str(file.path)) for file in files) + "]"
+    fmt = files[0].format
+    if fmt == "csv":
         options = job.config.file
-        assert options is not None
-        encoding = "utf-8" if options.encoding == "utf-8-sig" else options.encoding
+        delimiter, header, quote, encoding = ",", True, '"', "utf-8"
+        if options is not None:
+            delimiter, header, quote = options.delimiter, options.header, options.quote
+            encoding = "utf-8" if options.encoding == "utf-8-sig" else options.encoding
         return (
-            f"read_csv({location}, header={quote_literal(options.header)}, "
-            f"delim={quote_literal(options.delimiter)}, quote={quote_literal(options.quote)}, "
-            f"encoding={quote_literal(encoding)}, all_varchar={quote_literal(all_text)})"
+            f"read_csv({locations}, header={quote_literal(header)}, "
+            f"delim={quote_literal(delimiter)}, quote={quote_literal(quote)}, "
+            f"encoding={quote_literal(encoding)}, all_varchar={quote_literal(all_text)}, "
+            "union_by_name=true, filename='__landed')"
         )
-    if job.format in ("json", "jsonl"):
-        layout = "newline_delimited" if job.format == "jsonl" else "auto"
-        return f"read_json({location}, format={quote_literal(layout)})"
-    return f"read_parquet({location})"
+    if fmt in ("json", "jsonl"):
+        layout = "newline_delimited" if fmt == "jsonl" else "auto"
+        return (
+            f"read_json({locations}, format={quote_literal(layout)}, union_by_name=true, "
+            "filename='__landed')"
+        )
+    return f"read_parquet({locations}, union_by_name=true, filename='__landed')"
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.sql(f"DESCRIBE {table}").fetchall()]
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [row[0] for row in con.sql(f"DESCRIBE {relation}").fetchall()]
 
 
-def _load_source(
-    con: duckdb.DuckDBPyConnection, job: IngestJob, landed: list[Path], root: Path
-) -> None:
-    """Create temp table `source`: every landed row plus its file and 1-based row number."""
-    # Text formats keep every value as text when force_to_parquet is off; parquet keeps its types.
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    context: JobContext,
+    job: IngestJob,
+    fetched: Fetched,
+    lower_bound: str | None,
+    result: JobResult,
+) -> pa.Table:
+    """Type, check, quarantine, de-duplicate and commit the landed files; returns a sample."""
+    incremental = job.incremental_mode == "incremental" and job.watermark_column is not None
+    if not fetched.files:
+        if incremental:  # nothing new since the last run: no commit, the watermark stays
+            result.watermark_after = result.watermark_before
+            return pa.table({})
+        raise IngestError(f"Job `{job.name}`: the source returned no data to load.")
+    landed = ", ".join(
+        f"({quote_literal(str(file.path))}, "
+        f"{quote_literal(str(file.path.relative_to(context.lake.root)))})"
+        for file in fetched.files
+    )
+    con.execute(
+        f"CREATE TABLE landed_files AS SELECT * FROM (VALUES {landed}) AS t(__landed, __source_file)"
+    )
     all_text = job.schema_mode == "user" or (
         job.format in TEXT_FORMATS and not job.force_to_parquet
     )
-    for index, path in enumerate(landed):
-        relative = quote_literal(str(path.relative_to(root)))
-        select = (
-            f"SELECT *, {relative} AS __source_file, row_number() OVER () AS __source_row "
-            f"FROM {_reader(job, path, all_text)}"
-        )
-        if index == 0:
-            con.execute(f"CREATE TEMP TABLE source AS {select}")
-        else:
-            con.execute(f"INSERT INTO source BY NAME {select}")
-    if all_text and job.format != "csv":
-        for column in _columns(con, "source"):
-            if not column.startswith("__"):
-                con.execute(f"ALTER TABLE source ALTER {q(column)} TYPE VARCHAR")
+    reader = _reader(job, fetched.files, all_text)
+    source_columns = [c for c in _columns(con, f"SELECT * FROM {reader}") if c != "__landed"]
+    columns = _check_renames(job, source_columns)
+    renames = ", ".join(
+        f"{q(old)} AS {q(new)}" for old, new in zip(source_columns, columns, strict=True)
+    )
+    con.execute(f"CREATE VIEW renamed AS SELECT {renames}, __landed FROM {reader}")
+    con.execute(f"CREATE TABLE checked AS {_checked_select(job, columns)}")
+    output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
+
+    past_watermark = "TRUE"
+    if incremental:
+        if job.watermark_column not in output_columns:
+            raise IngestError(
+                f"Job `{job.name}`: `watermark_column` `{job.watermark_column}` is not in the "
+                f"source. Columns: {', '.join(f'`{c}`' for c in output_columns)}."
+            )
+        if lower_bound is not None:
+            past_watermark = f"c.{q(str(job.watermark_column))} >= {quote_literal(lower_bound)}"
+    total, invalid, candidates = con.sql(
+        "SELECT count(*), count_if(__reason IS NOT NULL), "
+        f"count_if(__reason IS NULL AND {past_watermark}) FROM checked c"
+    ).fetchall()[0]
+    result.rows_read = int(candidates) + int(invalid)
+    result.quarantined_rows = _handle_invalid_rows(
+        con, context, job, columns, int(invalid), int(total)
+    )
+
+    keep = f"c.__reason IS NULL AND {past_watermark}"
+    if incremental and lower_bound is not None:
+        boundary = _boundary_duplicate(con, context, job, output_columns, lower_bound)
+        if boundary:
+            keep += f" AND NOT EXISTS ({boundary})"
+    output_sql = (
+        f"SELECT {_output_columns(context, job, output_columns)} "
+        f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} "
+        f"{_dedupe_clause(job, output_columns)}"
+    )
+    top = f"max({q(str(job.watermark_column))})::VARCHAR" if incremental else "NULL"
+    written, watermark_after = con.sql(f"SELECT count(*), {top} FROM ({output_sql})").fetchall()[0]
+    result.rows_written = int(written)
+    result.deduplicated_rows = result.rows_read - result.quarantined_rows - result.rows_written
+    if incremental:
+        result.watermark_after = watermark_after or result.watermark_before
+        if result.rows_written == 0:
+            return pa.table({})  # nothing new: no empty commit
+    result.table_version = context.lake.write_table(
+        context.lake.table_path(job.dataset),
+        con.sql(output_sql).to_arrow_reader(BATCH_ROWS),
+        mode="append" if job.incremental_mode == "incremental" else "overwrite",
+        partition_by=["dt"] if job.partition_mode == "date" else None,
+        compression=job.compression,
+    )
+    return con.sql(f"{output_sql} LIMIT {SAMPLE_ROWS}").to_arrow_table()
 
 
-def _apply_rename_map(con: duckdb.DuckDBPyConnection, job: IngestJob) -> list[str]:
-    """Rename source columns per `rename_map`; returns the data columns after renaming."""
-    columns = [c for c in _columns(con, "source") if not c.startswith("__")]
+def _check_renames(job: IngestJob, columns: list[str]) -> list[str]:
+    """Column names after `rename_map`; errors for unknown columns and clashes."""
     missing = [old for old in job.rename_map if old not in columns]
     if missing:
         raise IngestError(
@@ -156,8 +268,6 @@ def _apply_rename_map(con: duckdb.DuckDBPyConnection, job: IngestJob) -> list[st
             f"{', '.join(f'`{m}`' for m in missing)}. Source columns: "
             f"{', '.join(f'`{c}`' for c in columns)}."
         )
-    for old, new in job.rename_map.items():
-        con.execute(f"ALTER TABLE source RENAME {q(old)} TO {q(new)}")
     renamed = [job.rename_map.get(column, column) for column in columns]
     clashes = [column for column in renamed if column in METADATA_COLUMNS]
     if clashes:
@@ -168,151 +278,123 @@ def _apply_rename_map(con: duckdb.DuckDBPyConnection, job: IngestJob) -> list[st
     return renamed
 
 
-def _typed_select(job: IngestJob, columns: list[str]) -> tuple[list[str], str]:
-    """Expressions that type each output column, and one that explains why a row is invalid."""
+def _checked_select(job: IngestJob, columns: list[str]) -> str:
+    """SELECT giving each row typed, with `__reason` and `__raw` (see the module docstring)."""
     if job.schema_mode != "user":
-        return [q(column) for column in columns], "NULL"
+        return "SELECT *, NULL::VARCHAR AS __reason, NULL AS __raw FROM renamed"
     assert job.user_schema is not None
     missing = [spec.name for spec in job.user_schema if spec.name not in columns]
     if missing:
         raise IngestError(
             f"Job `{job.name}`: the source is missing required column(s) "
-            f"{', '.join(f'`{m}`' for m in missing)} from `user_schema`. "
-            f"Source columns: {', '.join(f'`{c}`' for c in columns)}. "
+            f"{', '.join(f'`{m}`' for m in missing)} from `user_schema`, so its schema is "
+            f"incompatible. Source columns: {', '.join(f'`{c}`' for c in columns)}. "
             "Fix the source or `rename_map`, or change `user_schema`."
         )
-    expressions, reasons = [], []
-    for spec in job.user_schema:
-        expressions.append(f"{_cast(spec)} AS {q(spec.name)}")
-        reasons.extend(_reasons(spec))
-    return expressions, f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '')"
-
-
-def _cast(spec: ColumnSpec) -> str:
-    raw = f"NULLIF(trim({q(spec.name)}), '')"
-    if spec.type == "string":
-        return q(spec.name)
-    return f"TRY_CAST({raw} AS {DUCKDB_TYPES[spec.type]})"
-
-
-def _reasons(spec: ColumnSpec) -> list[str]:
-    raw = f"NULLIF(trim({q(spec.name)}), '')"
-    name = spec.name.replace("'", "''")
-    reasons = []
-    if spec.type != "string":
-        reasons.append(
-            f"CASE WHEN {raw} IS NOT NULL AND {_cast(spec)} IS NULL THEN "
-            f"'column `{name}`: cannot read ''' || {q(spec.name)} || ''' as {spec.type}' END"
-        )
-    if not spec.nullable:
-        reasons.append(f"CASE WHEN {raw} IS NULL THEN 'column `{name}`: a value is required' END")
-    return reasons
-
-
-def ingest(
-    context: JobContext, job: IngestJob, watermark: str | None
-) -> tuple[JobResult, pa.Table]:
-    """Run one ingest job end to end; returns its result and a sample of what it wrote."""
-    files = source_files(context, job)
-    landed = land_files(context, job, files)
-    result = JobResult(job=job.name, dataset=job.dataset, watermark_column=job.watermark_column)
-    result.source_files = [str(path.relative_to(context.lake.root)) for path in landed]
-    incremental = job.incremental_mode == "incremental" and job.watermark_column is not None
-    result.watermark_before = watermark if incremental else None
-
-    con = duckdb.connect()
-    try:
-        _load_source(con, job, landed, context.lake.root)
-        columns = _apply_rename_map(con, job)
-        if incremental and job.watermark_column not in columns and job.schema_mode != "user":
-            raise IngestError(
-                f"Job `{job.name}`: `watermark_column` `{job.watermark_column}` is not in the "
-                f"source. Source columns: {', '.join(f'`{c}`' for c in columns)}."
+    typed, reasons = [], []
+    for index, spec in enumerate(job.user_schema):
+        raw = f"NULLIF(trim({q(spec.name)}::VARCHAR), '')"
+        label = spec.name.replace("'", "''")
+        if spec.type == "string":
+            typed.append(f"{q(spec.name)}::VARCHAR AS __typed_{index}")
+        else:
+            typed.append(f"TRY_CAST({raw} AS {DUCKDB_TYPES[spec.type]}) AS __typed_{index}")
+            reasons.append(
+                f"CASE WHEN {raw} IS NOT NULL AND __typed_{index} IS NULL THEN "
+                f"'column `{label}`: cannot read ''' || {q(spec.name)}::VARCHAR "
+                f"|| ''' as {spec.type}' END"
             )
-        typed, reason = _typed_select(job, columns)
-        con.execute(
-            f"CREATE TEMP TABLE checked AS SELECT {', '.join(typed)}, {reason} AS __reason, "
-            "__source_file, __source_row FROM source"
+        if not spec.nullable:
+            reasons.append(
+                f"CASE WHEN {raw} IS NULL THEN 'column `{label}`: a value is required' END"
+            )
+    reason = f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "NULL::VARCHAR"
+    raw_row = "struct_pack(" + ", ".join(f"{q(c)} := {q(c)}::VARCHAR" for c in columns) + ")"
+    outputs = ", ".join(
+        f"__typed_{index} AS {q(spec.name)}" for index, spec in enumerate(job.user_schema)
+    )
+    return (
+        f"SELECT {outputs}, __reason, CASE WHEN __reason IS NOT NULL THEN {raw_row} END AS __raw, "
+        f"__landed FROM (SELECT *, {reason} AS __reason FROM "
+        f"(SELECT *, {', '.join(typed)} FROM renamed))"
+    )
+
+
+def _output_columns(context: JobContext, job: IngestJob, columns: list[str]) -> str:
+    """The Bronze columns: the data, then `_run_id`, `_ingested_at`, `_source_file` and `dt`."""
+    selected = [f"c.{q(column)}" for column in columns]
+    selected += [
+        f"{quote_literal(context.run_id)} AS _run_id",
+        f"TIMESTAMPTZ {quote_literal(datetime.now(timezone.utc).isoformat())} AS _ingested_at",
+        "f.__source_file AS _source_file",
+    ]
+    if job.partition_mode == "date":
+        day = context.run_date.strftime(PARTITION_FORMATS[job.partition_pattern])
+        selected.append(f"{quote_literal(day)} AS dt")
+    return ", ".join(selected)
+
+
+def _dedupe_clause(job: IngestJob, columns: list[str]) -> str:
+    """Keep the first row (in source order) of each `dedupe_keys` value."""
+    if not job.dedupe_keys:
+        return ""
+    unknown = [key for key in job.dedupe_keys if key not in columns]
+    if unknown:
+        raise IngestError(
+            f"Job `{job.name}`: `dedupe_keys` names unknown column(s) "
+            f"{', '.join(f'`{k}`' for k in unknown)}. Columns: "
+            f"{', '.join(f'`{c}`' for c in columns)}."
         )
-        output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
-        invalid = _handle_invalid_rows(con, context, job, columns)
-        result.quarantined_rows = invalid
-
-        keep = "__reason IS NULL"
-        if incremental and watermark is not None:
-            keep += f" AND {q(str(job.watermark_column))} > {quote_literal(watermark)}"
-        result.rows_read = _count(con, "checked", _watermark_filter(job, watermark, incremental))
-        order = "__source_file, __source_row"
-        dedupe = ""
-        if job.dedupe_keys:
-            unknown = [key for key in job.dedupe_keys if key not in output_columns]
-            if unknown:
-                raise IngestError(
-                    f"Job `{job.name}`: `dedupe_keys` names unknown column(s) "
-                    f"{', '.join(f'`{k}`' for k in unknown)}."
-                )
-            keys = ", ".join(q(key) for key in job.dedupe_keys)
-            dedupe = f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
-        now = datetime.now(timezone.utc)
-        metadata = [
-            f"{quote_literal(context.run_id)} AS _run_id",
-            f"TIMESTAMPTZ {quote_literal(now.isoformat())} AS _ingested_at",
-            "__source_file AS _source_file",
-        ]
-        if job.partition_mode == "date":
-            day = context.run_date.strftime(PARTITION_FORMATS[job.partition_pattern])
-            metadata.append(f"{quote_literal(day)} AS dt")
-        selected = ", ".join([*(q(c) for c in output_columns), *metadata])
-        con.execute(
-            f"CREATE TEMP TABLE output AS SELECT {selected} FROM checked WHERE {keep} "
-            f"{dedupe} ORDER BY {order}"
-        )
-        result.rows_written = _count(con, "output")
-        result.deduplicated_rows = result.rows_read - result.quarantined_rows - result.rows_written
-        if incremental:
-            top = con.sql(
-                f"SELECT max({q(str(job.watermark_column))})::VARCHAR FROM output"
-            ).fetchall()[0][0]
-            result.watermark_after = top if top is not None else watermark
-
-        reader = con.sql("SELECT * FROM output").to_arrow_reader(BATCH_ROWS)
-        result.table_version = context.lake.write_table(
-            context.lake.table_path(job.dataset),
-            reader,
-            mode="append" if job.incremental_mode == "incremental" else "overwrite",
-            partition_by=["dt"] if job.partition_mode == "date" else None,
-            compression=job.compression,
-        )
-        sample = con.sql(f"SELECT * FROM output LIMIT {SAMPLE_ROWS}").to_arrow_table()
-    except duckdb.Error as error:
-        raise IngestError(f"Job `{job.name}`: the source could not be read: {error}") from None
-    finally:
-        con.close()
-    return result, sample
+    keys = ", ".join(f"c.{q(key)}" for key in job.dedupe_keys)
+    return f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY c.rowid) = 1"
 
 
-def _watermark_filter(job: IngestJob, watermark: str | None, incremental: bool) -> str:
-    if incremental and watermark is not None:
-        column = q(str(job.watermark_column))
-        return f"({column} > {quote_literal(watermark)} OR __reason IS NOT NULL)"
-    return "TRUE"
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> int:
-    return int(con.sql(f"SELECT count(*) FROM {table} WHERE {where}").fetchall()[0][0])
+def _boundary_duplicate(
+    con: duckdb.DuckDBPyConnection,
+    context: JobContext,
+    job: IngestJob,
+    columns: list[str],
+    lower_bound: str,
+) -> str:
+    """A correlated subquery finding row `c` in Bronze already (re-read at the boundary or in the
+    look-back window): same `dedupe_keys` and watermark, or else the same values throughout."""
+    if not context.lake.exists(job.dataset):
+        return ""
+    existing = context.lake.table(job.dataset).to_pyarrow_dataset()
+    con.register("__bronze", existing)
+    in_bronze = set(existing.schema.names)
+    compare = [*job.dedupe_keys, str(job.watermark_column)] if job.dedupe_keys else columns
+    matches = " AND ".join(
+        f"e.{q(column)} IS NOT DISTINCT FROM c.{q(column)}"
+        for column in compare
+        if column in in_bronze
+    )
+    watermark = q(str(job.watermark_column))
+    return (
+        f"SELECT 1 FROM __bronze e WHERE e.{watermark} >= {quote_literal(lower_bound)} "
+        f"AND {matches}"
+    )
 
 
 def _handle_invalid_rows(
-    con: duckdb.DuckDBPyConnection, context: JobContext, job: IngestJob, columns: list[str]
+    con: duckdb.DuckDBPyConnection,
+    context: JobContext,
+    job: IngestJob,
+    columns: list[str],
+    invalid: int,
+    total: int,
 ) -> int:
     """Fail on invalid rows, or append them to the quarantine table; returns how many."""
-    invalid = _count(con, "checked", "__reason IS NOT NULL")
     if invalid == 0:
         return 0
+    located = (
+        "SELECT c.rowid - min(c.rowid) OVER (PARTITION BY c.__landed) + 1 AS __row, c.*, "
+        "f.__source_file FROM checked c JOIN landed_files f USING (__landed)"
+    )
     if job.error_handling == "fail":
         examples = con.sql(
-            "SELECT __source_file, __source_row, __reason FROM checked "
-            f"WHERE __reason IS NOT NULL ORDER BY __source_file, __source_row LIMIT {ERROR_EXAMPLES}"
+            f"SELECT __source_file, __row, __reason FROM ({located}) WHERE __reason IS NOT NULL "
+            f"ORDER BY __source_file, __row LIMIT {ERROR_EXAMPLES}"
         ).fetchall()
         lines = "\n".join(f"  {Path(f).name} row {row}: {why}" for f, row, why in examples)
         raise IngestError(
@@ -321,14 +403,23 @@ def _handle_invalid_rows(
             "Fix the source, or set `error_handling: quarantine` with a `quarantine_path` "
             "to load the valid rows and keep the others aside."
         )
-    raw_columns = ", ".join(f"s.{q(column)}::VARCHAR AS {q(column)}" for column in columns)
+    limit = job.max_invalid_ratio
+    if limit is None:
+        limit = float(context.settings.max_invalid_ratio)
+    if invalid / total > limit:
+        raise IngestError(
+            f"Job `{job.name}`: {invalid} of {total} rows ({invalid / total:.1%}) are invalid, "
+            f"more than `max_invalid_ratio` {limit:.1%}; nothing was written. The source looks "
+            "broken: check it, or raise `max_invalid_ratio` if this is expected."
+        )
+    # The raw text of each column, exactly as read, beside why the row was refused.
+    raw = ", ".join(f"__raw.{q(column)} AS {q(column)}" for column in columns)
     now = datetime.now(timezone.utc).isoformat()
     rows = con.sql(
-        f"SELECT {raw_columns}, c.__reason AS _reason, c.__source_file AS _source_file, "
-        f"c.__source_row AS _source_row, {quote_literal(context.run_id)} AS _run_id, "
-        f"TIMESTAMPTZ {quote_literal(now)} AS _quarantined_at "
-        "FROM checked c JOIN source s USING (__source_file, __source_row) "
-        "WHERE c.__reason IS NOT NULL ORDER BY c.__source_file, c.__source_row"
+        f"SELECT {raw}, __reason AS _reason, __source_file AS _source_file, "
+        f"__row AS _source_row, {quote_literal(context.run_id)} AS _run_id, "
+        f"TIMESTAMPTZ {quote_literal(now)} AS _quarantined_at FROM ({located}) "
+        "WHERE __reason IS NOT NULL ORDER BY __source_file, __row"
     ).to_arrow_table()
     assert job.quarantine_path is not None
     context.lake.write_table(

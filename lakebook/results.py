@@ -39,6 +39,7 @@ class JobResult:
     watermark_column: str | None = None
     table_version: int | None = None
     source_files: list[str] = field(default_factory=list)
+    manifest: list[dict[str, str]] = field(default_factory=list)
     dq: list[RuleOutcome] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from lakebook.dag import Dag
 from lakebook.executor import Executor, JobOutcome, JobRequest, job_parameters, template_for
 from lakebook.metadata import (
     DQResult,
+    IngestFile,
     JobRun,
     MetadataStore,
     PipelineRun,
@@ -297,7 +298,8 @@ class PipelineRunner:
         self.on_progress("finished", line)
 
     def _record_committed_facts(self, summary: RunSummary, result: Any) -> None:
-        """Watermark ledger and DQ results: written only after the job's commit succeeded."""
+        """Watermark ledger, file manifest and DQ results: written only after the job's commit
+        succeeded, so a failed run moves nothing and its files load again next time."""
         now = datetime.now(timezone.utc)
         if result.watermark_column and result.watermark_after is not None:
             self.store.add_watermark(
@@ -311,6 +313,20 @@ class PipelineRunner:
                     rows=result.rows_written,
                     committed_at=now,
                 )
+            )
+        if result.manifest:
+            self.store.add_ingest_files(
+                [
+                    IngestFile(
+                        pipeline=summary.pipeline,
+                        job=result.job,
+                        run_id=summary.run_id,
+                        uri=entry["uri"],
+                        fingerprint=entry["fingerprint"],
+                        loaded_at=now,
+                    )
+                    for entry in result.manifest
+                ]
             )
         if result.dq:
             self.store.add_dq_results(

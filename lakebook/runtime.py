@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakebook.config import Lakebook, load_settings
+from lakebook.config import Lakebook, load_settings, metadata_url
 from lakebook.connections import resolve_connection
 from lakebook.results import RESULT_MIME_TYPE, JobResult
 from lakebook.specs import DatasetJob, IngestJob
@@ -43,6 +43,16 @@ class JobContext:
     def pipeline_dir(self) -> Path:
         """The pipeline's folder: relative paths in its file are resolved from here."""
         return self.workspace / "pipelines" / self.pipeline
+
+    def loaded_fingerprints(self, job: str) -> frozenset[str]:
+        """Source objects this job committed in earlier runs (the file manifest)."""
+        from lakebook.metadata import MetadataStore
+
+        store = MetadataStore(metadata_url(self.settings, self.workspace))
+        try:
+            return store.loaded_fingerprints(self.pipeline, job)
+        finally:
+            store.close()
 
     def connection(self, name: str) -> dict[str, Any]:
         """A named connection with its secrets read from the environment."""

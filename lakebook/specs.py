@@ -158,6 +158,7 @@ class IngestConfig(Spec):
 
 
 FILE_SOURCES = ("file_upload", "local_path", "s3")
+WATERMARK_LAG_PATTERN = r"\d+(\.\d+)?( (second|minute|hour|day|week|month|year)s?)?"
 TEXT_FORMATS = ("csv", "json", "jsonl")
 
 
@@ -192,6 +193,23 @@ class IngestJob(Spec):
     last_watermark_value: str | None = Field(
         default=None, description="Starting watermark when the ledger has none."
     )
+    watermark_lag: str | None = Field(
+        default=None,
+        description=(
+            "Look-back window re-read on every incremental run to catch late rows, e.g. "
+            "`2 hours` or `3 days` (date/time columns) or `100` (numeric); re-read rows already "
+            "in Bronze are de-duplicated."
+        ),
+    )
+    max_invalid_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Fail the job when more than this share of rows is invalid (0.1 = 10%); "
+            "default `c.Lakebook.max_invalid_ratio`."
+        ),
+    )
     rename_map: dict[str, str] = Field(default_factory=dict)
     is_reference: bool = False
     config: IngestConfig = Field(default_factory=IngestConfig)
@@ -214,6 +232,11 @@ class IngestJob(Spec):
                     "`watermark_column` is required when `incremental_mode` is `incremental`: "
                     "name the column whose maximum marks how far the load got"
                 )
+        if self.watermark_lag and not re.fullmatch(WATERMARK_LAG_PATTERN, self.watermark_lag):
+            problems.append(
+                f"`watermark_lag` `{self.watermark_lag}` is not a duration: write a number, or a "
+                "number and a unit such as `90 minutes`, `2 hours`, `3 days`"
+            )
         if self.error_handling == "quarantine" and not self.quarantine_path:
             problems.append(
                 "`quarantine_path` is required when `error_handling` is `quarantine`: "

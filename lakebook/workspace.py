@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from lakebook.config import CONFIG_FILE, Lakebook, load_settings
+from lakebook.config import CONFIG_FILE, Lakebook, load_settings, metadata_url
 from lakebook.dag import Dag
 from lakebook.errors import (
     LakebookError,
@@ -21,9 +21,9 @@ from lakebook.errors import (
     WorkspaceNotFoundError,
 )
 from lakebook.executor import make_executor
-from lakebook.metadata import JobRun, MetadataStore, PipelineRun
+from lakebook.metadata import JobRun, MetadataStore, PipelineRun, WatermarkEntry
 from lakebook.runs import PipelineRunner, ProgressCallback, RunSummary
-from lakebook.specs import PipelineSpec, load_pipeline_file
+from lakebook.specs import IngestJob, PipelineSpec, load_pipeline_file
 from lakebook.storage import Lake, confine
 
 DEFAULT_CONFIG = '''"""lakebook workspace settings, read by `lakebook` and by JupyterLab's server extension."""
@@ -94,9 +94,7 @@ class Workspace:
     @property
     def metadata_url(self) -> str:
         """The metadata DB URL (SQLite in `.lakebook/` unless configured)."""
-        if self.settings.metadata_url:
-            return str(self.settings.metadata_url)
-        return f"sqlite:///{self.root / '.lakebook' / 'metadata.db'}"
+        return metadata_url(self.settings, self.root)
 
     @property
     def store(self) -> MetadataStore:
@@ -183,6 +181,26 @@ class Workspace:
         """One run and its job runs."""
         run = self.store.pipeline_run(run_id)
         return run, self.store.job_runs(run.id)
+
+    def watermark_history(self, pipeline: str, job: str) -> list[WatermarkEntry]:
+        """A job's watermark ledger, oldest first."""
+        self._ingest_job(pipeline, job)
+        return self.store.watermark_history(pipeline, job)
+
+    def rewind_watermark(self, pipeline: str, job: str, to_run: str) -> WatermarkEntry:
+        """Set a job's watermark back to where run `to_run` left it; the next run re-reads from there."""
+        self._ingest_job(pipeline, job)
+        return self.store.rewind_watermark(pipeline, job, to_run)
+
+    def _ingest_job(self, pipeline: str, job: str) -> IngestJob:
+        spec = self.pipeline(pipeline)
+        match = next((item for item in spec.ingest_jobs if item.name == job), None)
+        if match is None:
+            known = ", ".join(f"`{item.name}`" for item in spec.ingest_jobs) or "none"
+            raise LakebookError(
+                f"Pipeline `{pipeline}` has no ingest job `{job}`. Its ingest jobs: {known}."
+            )
+        return match
 
     # data -------------------------------------------------------------------------------------
     def query(self, sql: str) -> pa.Table:

@@ -179,6 +179,7 @@ def test_quarantine_keeps_bad_rows_with_reason_file_and_row(empty_workspace: Pat
         user_schema=USER_SCHEMA,
         error_handling="quarantine",
         quarantine_path="quarantine/things",
+        max_invalid_ratio=0.8,
         config={"file": {"path": path}},
     )
     result, _ = ingest(make_context(empty_workspace), job, None)
@@ -269,6 +270,7 @@ def test_quarantine_path_cannot_leave_the_lake(empty_workspace: Path) -> None:
         user_schema=USER_SCHEMA,
         error_handling="quarantine",
         quarantine_path="../../outside",
+        max_invalid_ratio=1,
         config={"file": {"path": path}},
     )
     with pytest.raises(PathOutsideWorkspaceError):

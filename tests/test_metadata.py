@@ -31,8 +31,15 @@ from lakebook.metadata import (
 from lakebook.metadata.store import MIGRATIONS
 from tests.postgres_server import PostgresServer
 
-TABLES = ["alembic_version", "dq_results", "job_runs", "pipeline_runs", "watermarks"]
-HEAD = "0001"
+TABLES = [
+    "alembic_version",
+    "dq_results",
+    "ingest_files",
+    "job_runs",
+    "pipeline_runs",
+    "watermarks",
+]
+HEAD = "0002"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
 
 

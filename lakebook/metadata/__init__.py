@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from lakebook.metadata.models import DQResult, JobRun, PipelineRun, RunStatus, WatermarkEntry
+from lakebook.metadata.models import (
+    DQResult,
+    IngestFile,
+    JobRun,
+    PipelineRun,
+    RunStatus,
+    WatermarkEntry,
+)
 from lakebook.metadata.store import MetadataStore
 
-__all__ = ["DQResult", "JobRun", "MetadataStore", "PipelineRun", "RunStatus", "WatermarkEntry"]
+__all__ = [
+    "DQResult",
+    "IngestFile",
+    "JobRun",
+    "MetadataStore",
+    "PipelineRun",
+    "RunStatus",
+    "WatermarkEntry",
+]

@@ -130,3 +130,17 @@ class DQResult(Base):
     rows_failing: Mapped[int] = mapped_column(Integer)
     passed: Mapped[bool]
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IngestFile(Base):
+    """The file manifest: each source object an ingest job committed, so reruns skip it."""
+
+    __tablename__ = "ingest_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(128), index=True)
+    job: Mapped[str] = mapped_column(String(128), index=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    uri: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)

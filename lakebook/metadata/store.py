@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lakebook.errors import RunNotFoundError
-from lakebook.metadata.models import DQResult, JobRun, PipelineRun, WatermarkEntry
+from lakebook.metadata.models import DQResult, IngestFile, JobRun, PipelineRun, WatermarkEntry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -160,6 +160,46 @@ class MetadataStore:
         )
         with self.session() as session:
             return list(session.scalars(query).all())
+
+    def rewind_watermark(self, pipeline: str, job: str, to_run: str) -> WatermarkEntry:
+        """Reset a job's watermark to where it stood after run `to_run` (a new ledger entry)."""
+        history = self.watermark_history(pipeline, job)
+        if not history:
+            raise RunNotFoundError(f"Job `{job}` of `{pipeline}` has no watermark history yet.")
+        target = [
+            entry for entry in history if entry.run_id == to_run or entry.run_id.startswith(to_run)
+        ]
+        if not target:
+            runs = ", ".join(f"`{entry.run_id}`" for entry in history[-5:])
+            raise RunNotFoundError(
+                f"Run `{to_run}` did not move the watermark of `{job}`. Recent runs that did: {runs}."
+            )
+        entry = WatermarkEntry(
+            pipeline=pipeline,
+            job=job,
+            run_id=f"rewind:{target[-1].run_id}",
+            column=target[-1].column,
+            value_before=history[-1].value_after,
+            value_after=target[-1].value_after,
+            rows=0,
+            committed_at=utc_now(),
+        )
+        self.add_watermark(entry)
+        return entry
+
+    # file manifest ---------------------------------------------------------------------------
+    def add_ingest_files(self, files: Sequence[IngestFile]) -> None:
+        """Record the source objects a committed run loaded."""
+        with self.session() as session:
+            session.add_all(files)
+
+    def loaded_fingerprints(self, pipeline: str, job: str) -> frozenset[str]:
+        """Fingerprints of every source object the job has committed before."""
+        query = select(IngestFile.fingerprint).where(
+            IngestFile.pipeline == pipeline, IngestFile.job == job
+        )
+        with self.session() as session:
+            return frozenset(session.scalars(query).all())
 
     # data quality ----------------------------------------------------------------------------
     def add_dq_results(self, results: Sequence[DQResult]) -> None:
