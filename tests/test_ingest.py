@@ -298,3 +298,164 @@ def test_file_upload_reads_from_the_uploads_folder(empty_workspace: Path) -> Non
     job = make_job(source_type="file_upload", config={"file": {"path": "batch.csv"}})
     result, _ = ingest(make_context(empty_workspace), job, None)
     assert result.rows_written == 1
+
+
+def test_too_many_invalid_rows_fail_even_with_quarantine(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "bad.csv", BAD_ROWS)
+    job = make_job(
+        schema_mode="user",
+        user_schema=USER_SCHEMA,
+        error_handling="quarantine",
+        quarantine_path="quarantine/things",
+        max_invalid_ratio=0.5,
+        config={"file": {"path": path}},
+    )
+    with pytest.raises(IngestError, match=r"3 of 5 rows \(60.0%\) are invalid, more than"):
+        ingest(make_context(empty_workspace), job, None)
+    assert not (empty_workspace / "lake" / "bronze" / "things").exists()
+    assert not (empty_workspace / "lake" / "quarantine" / "things").exists()
+
+
+def test_workspace_default_invalid_share_applies(empty_workspace: Path) -> None:
+    config = empty_workspace / "jupyter_config.py"
+    config.write_text(config.read_text() + "\nc.Lakebook.max_invalid_ratio = 0.7\n")
+    path = source(empty_workspace, "bad.csv", BAD_ROWS)
+    job = make_job(
+        schema_mode="user",
+        user_schema=USER_SCHEMA,
+        error_handling="quarantine",
+        quarantine_path="quarantine/things",
+        config={"file": {"path": path}},
+    )
+    result, _ = ingest(make_context(empty_workspace), job, None)
+    assert result.quarantined_rows == 3
+
+
+def test_boundary_rows_are_deduplicated_by_keys_and_updates_kept(empty_workspace: Path) -> None:
+    job = make_job(
+        incremental_mode="incremental",
+        watermark_column="updated",
+        dedupe_keys=["id"],
+        config={"file": {"path": "data/a.csv"}},
+    )
+    source(empty_workspace, "a.csv", b"id,v,updated\n1,a,2024-01-01\n2,b,2024-01-02\n")
+    first, _ = ingest(make_context(empty_workspace, "r1"), job, None)
+    # Re-delivers id 2 at the watermark (a duplicate), updates id 1 later, adds id 3.
+    source(
+        empty_workspace, "a.csv", b"id,v,updated\n2,b,2024-01-02\n1,a2,2024-01-05\n3,c,2024-01-03\n"
+    )
+    second, _ = ingest(make_context(empty_workspace, "r2"), job, first.watermark_after)
+    assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (3, 2, 1)
+    assert second.watermark_after == "2024-01-05"
+    assert_accounting(second)
+    versions = [(row["id"], row["v"]) for row in bronze_rows(empty_workspace)]
+    assert sorted(versions) == [(1, "a"), (1, "a2"), (2, "b"), (3, "c")]
+
+
+def test_watermark_lag_rereads_late_rows_without_duplicating(empty_workspace: Path) -> None:
+    job = make_job(
+        incremental_mode="incremental",
+        watermark_column="ts",
+        watermark_lag="2 hours",
+        config={"file": {"path": "data/a.csv"}},
+    )
+    source(empty_workspace, "a.csv", b"id,ts\n1,2024-01-01 10:00:00\n2,2024-01-01 12:00:00\n")
+    first, _ = ingest(make_context(empty_workspace, "r1"), job, None)
+    assert first.watermark_after == "2024-01-01 12:00:00"
+    # id 3 arrived late inside the look-back window (from 10:00); ids 1 and 2 are re-read.
+    source(
+        empty_workspace,
+        "a.csv",
+        b"id,ts\n1,2024-01-01 10:00:00\n2,2024-01-01 12:00:00\n3,2024-01-01 11:00:00\n",
+    )
+    second, _ = ingest(make_context(empty_workspace, "r2"), job, first.watermark_after)
+    assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (3, 1, 2)
+    assert second.watermark_after == "2024-01-01 12:00:00"
+    assert [row["id"] for row in bronze_rows(empty_workspace)] == [1, 2, 3]
+
+
+def test_incremental_run_with_nothing_new_makes_no_commit(empty_workspace: Path) -> None:
+    job = make_job(
+        incremental_mode="incremental",
+        watermark_column="n",
+        config={"file": {"path": "data/a.csv"}},
+    )
+    source(empty_workspace, "a.csv", b"n\n1\n2\n")
+    first, _ = ingest(make_context(empty_workspace, "r1"), job, None)
+    second, _ = ingest(make_context(empty_workspace, "r2"), job, first.watermark_after)
+    assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (1, 0, 1)
+    assert second.watermark_after == "2"
+    assert DeltaTable(str(empty_workspace / "lake" / "bronze" / "things")).version() == 0
+
+
+@pytest.mark.parametrize("codec", ["snappy", "zstd", "gzip", "none"])
+def test_compression_codec_is_used_for_bronze_files(empty_workspace: Path, codec: str) -> None:
+    import pyarrow.parquet as pq
+
+    path = source(empty_workspace, "a.csv", b"id,name\n1,a\n2,b\n")
+    ingest(
+        make_context(empty_workspace),
+        make_job(compression=codec, config={"file": {"path": path}}),
+        None,
+    )
+    files = list((empty_workspace / "lake" / "bronze" / "things").rglob("*.parquet"))
+    expected = {"none": "UNCOMPRESSED"}.get(codec, codec.upper())
+    assert files and all(
+        pq.ParquetFile(f).metadata.row_group(0).column(0).compression == expected for f in files
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content"),
+    [
+        ("utf-8-sig", "\ufeffid,name\n1,Zoë\n".encode()),
+        ("utf-8", "\ufeffid,name\n1,Zoë\n".encode()),
+        ("latin-1", "id,name\n1,Zoë\n".encode("latin-1")),
+    ],
+)
+def test_csv_encodings(empty_workspace: Path, encoding: str, content: bytes) -> None:
+    path = source(empty_workspace, "a.csv", content)
+    job = make_job(config={"file": {"path": path, "encoding": encoding}})
+    ingest(make_context(empty_workspace), job, None)
+    rows = bronze_rows(empty_workspace)
+    assert rows[0]["id"] == 1 and rows[0]["name"] == "Zoë"
+
+
+def test_csv_delimiter_quote_and_no_header(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"1;'x;y'\n2;'z'\n")
+    job = make_job(config={"file": {"path": path, "delimiter": ";", "quote": "'", "header": False}})
+    ingest(make_context(empty_workspace), job, None)
+    rows = bronze_rows(empty_workspace, "things")
+    assert [
+        (row["column0"], row["column1"]) for row in sorted(rows, key=lambda r: r["column0"])
+    ] == [
+        (1, "x;y"),
+        (2, "z"),
+    ]
+
+
+def test_parquet_source_keeps_its_types(empty_workspace: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = empty_workspace / "pipelines" / "demo" / "data"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1, 2], "price": [1.5, 2.5]}), folder / "a.parquet")
+    job = make_job(format="parquet", config={"file": {"path": "data/a.parquet"}})
+    _, sample = ingest(make_context(empty_workspace), job, None)
+    assert str(sample.schema.field("price").type) == "double"
+
+
+def test_landing_retention_purges_old_run_folders(empty_workspace: Path) -> None:
+    import os
+
+    path = source(empty_workspace, "a.csv", b"id\n1\n")
+    job = make_job(landing_retention_days=7, config={"file": {"path": path}})
+    ingest(make_context(empty_workspace, "old", "2026-11-01"), job, None)
+    old = empty_workspace / "lake/landing/demo/things/2026/11/01/old"
+    assert old.is_dir()
+    long_ago = old.stat().st_mtime - 30 * 86_400
+    os.utime(old, (long_ago, long_ago))
+    ingest(make_context(empty_workspace, "new"), job, None)
+    assert not old.exists()
+    assert (empty_workspace / "lake/landing/demo/things/2026/11/30/new/a.csv").is_file()
