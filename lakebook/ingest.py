@@ -241,12 +241,21 @@ def _load(
         f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} "
         f"{_dedupe_clause(job, output_columns)}"
     )
-    top = f"max({q(str(job.watermark_column))})::VARCHAR" if incremental else "NULL"
-    written, watermark_after = con.sql(f"SELECT count(*), {top} FROM ({output_sql})").fetchall()[0]
+    top, advances = "NULL", "NULL"
+    if incremental:
+        # The watermark never moves backwards: rows re-read in the look-back window are older.
+        column = q(str(job.watermark_column))
+        top = f"max({column})::VARCHAR"
+        if result.watermark_before is not None:
+            advances = f"max({column}) > {quote_literal(result.watermark_before)}"
+    written, watermark_after, moved = con.sql(
+        f"SELECT count(*), {top}, {advances} FROM ({output_sql})"
+    ).fetchall()[0]
     result.rows_written = int(written)
     result.deduplicated_rows = result.rows_read - result.quarantined_rows - result.rows_written
     if incremental:
-        result.watermark_after = watermark_after or result.watermark_before
+        moves = watermark_after is not None and (result.watermark_before is None or moved)
+        result.watermark_after = watermark_after if moves else result.watermark_before
         if result.rows_written == 0:
             return pa.table({})  # nothing new: no empty commit
     result.table_version = context.lake.write_table(

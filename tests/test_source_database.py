@@ -16,9 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from deltalake import DeltaTable
 
 from lakebook.connections import resolve_connection
 from lakebook.errors import ConnectionNotFoundError, IngestError
+from lakebook.ingest import ingest
+from lakebook.results import JobResult
+from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, source_for
 from lakebook.sources import database as database_source
 from lakebook.specs import IngestJob
@@ -474,3 +478,111 @@ def test_an_unparsable_url_is_not_echoed(tmp_path: Path) -> None:
         fetch("not a url :secret@", make_job(), tmp_path / "landing")
     assert "is not a SQLAlchemy URL" in str(raised.value)
     assert "secret" not in everything_said(raised.value)
+
+
+# End to end: `lakebook.ingest.ingest` fetching through this source into Bronze.
+
+RUN_DATE = "2026-11-30"
+BRONZE_COLUMNS = ("_run_id", "_ingested_at", "_source_file", "dt")
+
+
+def configure_connection(
+    workspace: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Name the source database `warehouse` in the workspace (PostgreSQL: with a password from
+    the environment, which the trusting test server accepts)."""
+    connection = {"url": database.url}
+    if database.dialect == "postgresql":
+        monkeypatch.setenv("LAKEBOOK_TEST_WAREHOUSE_PASSWORD", "not-checked-by-the-test-server")
+        connection["password_env"] = "LAKEBOOK_TEST_WAREHOUSE_PASSWORD"
+    config = workspace / "jupyter_config.py"
+    setting = f"c.Lakebook.connections = {{'warehouse': {connection!r}}}"
+    config.write_text(config.read_text() + f"\n{setting}\n")
+
+
+def run(workspace: Path, job: IngestJob, run_id: str, watermark: str | None) -> JobResult:
+    result, _ = ingest(JobContext.open(str(workspace), "demo", run_id, RUN_DATE), job, watermark)
+    assert result.rows_read == (
+        result.rows_written + result.quarantined_rows + result.deduplicated_rows
+    )
+    return result
+
+
+def bronze(workspace: Path) -> list[dict[str, Any]]:
+    """Bronze's data rows by id, without its own columns."""
+    table = DeltaTable(str(workspace / "lake" / "bronze" / "orders")).to_pyarrow_table()
+    rows = [
+        {key: value for key, value in row.items() if key not in BRONZE_COLUMNS}
+        for row in table.to_pylist()
+    ]
+    return sorted(rows, key=lambda row: int(row["id"]))
+
+
+def insert(database: Database, rows: list[dict[str, Any]]) -> None:
+    table = sa.Table("orders", sa.MetaData(), autoload_with=database.engine)
+    with database.engine.begin() as connection:
+        connection.execute(table.insert(), rows)
+
+
+def test_full_runs_replace_bronze_with_the_table(
+    database: Database, empty_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_connection(empty_workspace, database, monkeypatch)
+    create_orders(database)
+    first = run(empty_workspace, make_job(), "r1", None)
+    assert (first.rows_read, first.rows_written, first.watermark_after) == (5, 5, None)
+    assert first.source_files == ["landing/demo/orders/2026/11/30/r1/part-00001.parquet"]
+    assert bronze(empty_workspace) == ORDERS  # values and types survive into Bronze
+    table = DeltaTable(str(empty_workspace / "lake" / "bronze" / "orders")).to_pyarrow_table()
+    assert table.schema.field("amount").type == pa.decimal128(10, 2)
+
+    insert(database, [{**ORDERS[0], "id": 6, "customer": "fay"}])
+    second = run(empty_workspace, make_job(), "r2", None)
+    assert (second.rows_read, second.rows_written) == (6, 6)
+    assert [row["id"] for row in bronze(empty_workspace)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    ("form", "column", "watermarks"),
+    [
+        ("table", "updated_at", ("2024-01-05 10:30:00", "2024-01-06 10:30:00")),
+        ("query", "id", ("5", "7")),
+    ],
+)
+def test_incremental_runs_append_only_new_rows(
+    database: Database,
+    empty_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    form: str,
+    column: str,
+    watermarks: tuple[str, str],
+) -> None:
+    configure_connection(empty_workspace, database, monkeypatch)
+    create_orders(database)
+    db = {} if form == "table" else {"table_name": None, "query": "SELECT * FROM orders"}
+    job = incremental(column, db=db)
+
+    first = run(empty_workspace, job, "r1", None)
+    assert (first.rows_read, first.rows_written, first.watermark_after) == (5, 5, watermarks[0])
+
+    # A new row, and a late one stamped exactly at the watermark: `>=` must not miss it.
+    late = datetime(2024, 1, 5, 10, 30)
+    insert(
+        database,
+        [
+            {**ORDERS[0], "id": 6, "customer": "fay", "updated_at": datetime(2024, 1, 6, 10, 30)},
+            {**ORDERS[0], "id": 7, "customer": "gus", "updated_at": late},
+        ],
+    )
+    second = run(empty_workspace, job, "r2", first.watermark_after)
+    # Read again at the boundary: row 5, already in Bronze, is counted as a duplicate.
+    assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (3, 2, 1)
+    assert (second.watermark_before, second.watermark_after) == watermarks
+    rows = bronze(empty_workspace)
+    assert [row["id"] for row in rows] == [1, 2, 3, 4, 5, 6, 7]  # each row exactly once
+    assert rows[6]["customer"] == "gus"
+
+    third = run(empty_workspace, job, "r3", second.watermark_after)
+    assert (third.rows_written, third.watermark_after) == (0, watermarks[1])
+    assert third.rows_read == third.deduplicated_rows
+    assert len(bronze(empty_workspace)) == 7

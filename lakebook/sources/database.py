@@ -184,9 +184,13 @@ class Target:
             f"({self.url})"
         )
 
-    def error(self, problem: str, next_step: str) -> IngestError:
-        """An IngestError naming the job, table and connection; never holds the password."""
+    def error(self, problem: str, next_step: str, detail: str = "") -> IngestError:
+        """An IngestError naming the job, table and connection, with the database's own words
+        (`detail`) on lines of their own; it never holds the password."""
         message = f"{self.subject}: {problem} {next_step}"
+        if detail:
+            indented = "\n".join(f"    {line}" for line in detail.splitlines())
+            message = f"{self.subject}: {problem}\n{indented}\n{next_step}"
         if self.password:
             message = message.replace(self.password, "***")
         return IngestError(message)
@@ -197,7 +201,7 @@ class Target:
         try:
             yield
         except SQLAlchemyError as error:
-            raise self.error(f"could not {doing}: {reason(error)}.", next_step) from None
+            raise self.error(f"could not {doing}:", next_step, reason(error)) from None
 
 
 def reason(error: SQLAlchemyError) -> str:
@@ -205,7 +209,7 @@ def reason(error: SQLAlchemyError) -> str:
     detail: BaseException = error
     if isinstance(error, DBAPIError) and error.orig is not None:
         detail = error.orig
-    return str(detail).strip().rstrip(".") or type(detail).__name__
+    return str(detail).strip() or type(detail).__name__
 
 
 def connection_url(settings: dict[str, Any], job: IngestJob, db: DbConfig) -> URL:
@@ -271,8 +275,9 @@ class DatabaseSource:
             engine = create_engine(url, poolclass=NullPool)
         except (SQLAlchemyError, ImportError) as error:
             raise target.error(
-                f"SQLAlchemy cannot use this URL: {error}.",
+                "SQLAlchemy cannot use this URL:",
                 "Check the dialect and driver in `url` and install the driver package.",
+                str(error),
             ) from None
         try:
             with target.database_errors(
@@ -307,11 +312,17 @@ class DatabaseSource:
             assert known is not None and watermark is not None and request.lower_bound is not None
             parameters["lower_bound"] = bound_value(request.lower_bound, known.type_of(watermark))
         source_uri = f"db://{db.connection_id}/{db.table_name or 'query'}"
-        with target.database_errors(
-            "run the query",
-            "Check `config.db.table_name` or `config.db.query` and the watermark against the "
-            "database.",
-        ):
+        next_step = (
+            "Check `config.db.query` against the database."
+            if db.query is not None
+            else "Check that the connection's user may read the table."
+        )
+        if filtered:
+            next_step += (
+                f" The run read rows whose `{watermark}` is >= `{request.lower_bound}` (the stored "
+                "watermark): check that the database accepts that value for the column."
+            )
+        with target.database_errors("run the query", next_step):
             result = connection.execution_options(
                 stream_results=True, yield_per=BATCH_ROWS
             ).execute(statement, parameters)
@@ -391,7 +402,8 @@ class DatabaseSource:
         return target.error(
             f"`watermark_column` `{watermark}`{renamed} is not in the result. Its columns: "
             f"{', '.join(f'`{name}`' for name in names)}.",
-            "Set `watermark_column` to one of them, or select that column in `config.db.query`.",
+            "Set `watermark_column` to one of them"
+            + (", or select that column in `config.db.query`." if target.db.query else "."),
         )
 
     def query_columns(self, connection: Connection, target: Target) -> Columns:
@@ -500,13 +512,16 @@ class DatabaseSource:
                 rows = next(partitions, None)
             except SQLAlchemyError as error:
                 raise target.error(
-                    f"could not read the rows: {reason(error)}.",
+                    "could not read the rows:",
                     "Check the database's log and run the job again.",
+                    reason(error),
                 ) from None
             except ValueError as error:  # a stored value SQLAlchemy cannot read as its column type
                 raise target.error(
-                    f"could not read the rows: {error}.",
-                    "CAST the column to the type its values have in `config.db.query`.",
+                    "a stored value does not match its column's declared type:",
+                    "Read the table through `config.db.query` with a CAST to the values' real "
+                    "type, or fix the stored values.",
+                    str(error),
                 ) from None
             if rows is None:
                 return
