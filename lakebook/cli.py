@@ -333,7 +333,10 @@ def watermark_show(ctx: click.Context, job: str, pipeline: str | None) -> None:
     """Show JOB's watermark ledger, oldest first; the last line is where the next run starts."""
     workspace = _workspace(ctx)
     name = _pipeline_of(workspace, job, pipeline)
-    table = Table("run", "column", "before", "after", "rows", "committed (UTC)")
+    table = Table()
+    table.add_column("run", no_wrap=True, min_width=23)
+    for title in ("column", "before", "after", "rows", "committed (UTC)"):
+        table.add_column(title)
     for entry in workspace.watermark_history(name, job):
         table.add_row(
             entry.run_id,

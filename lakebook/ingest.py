@@ -241,17 +241,18 @@ def _load(
         f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} "
         f"{_dedupe_clause(job, output_columns)}"
     )
+    result.rows_written = int(con.sql(f"SELECT count(*) FROM ({output_sql})").fetchall()[0][0])
     top, advances = "NULL", "NULL"
     if incremental:
-        # The watermark never moves backwards: rows re-read in the look-back window are older.
-        column = q(str(job.watermark_column))
+        # Every valid row read is now in Bronze (written, or there already), so the watermark is
+        # their maximum; it never moves backwards (the look-back window re-reads older rows).
+        column = f"c.{q(str(job.watermark_column))}"
         top = f"max({column})::VARCHAR"
         if result.watermark_before is not None:
             advances = f"max({column}) > {quote_literal(result.watermark_before)}"
-    written, watermark_after, moved = con.sql(
-        f"SELECT count(*), {top}, {advances} FROM ({output_sql})"
+    watermark_after, moved = con.sql(
+        f"SELECT {top}, {advances} FROM checked c WHERE c.__reason IS NULL AND {past_watermark}"
     ).fetchall()[0]
-    result.rows_written = int(written)
     result.deduplicated_rows = result.rows_read - result.quarantined_rows - result.rows_written
     if incremental:
         moves = watermark_after is not None and (result.watermark_before is None or moved)

@@ -175,3 +175,58 @@ dataset_jobs:
         ).stdout
     )
     assert rows == [{"id": 1, "amount": 5}]
+
+
+FOLDER_PIPELINE = """
+name: events
+ingest_jobs:
+  - name: events
+    source_type: local_path
+    format: csv
+    incremental_mode: incremental
+    watermark_column: seq
+    config: {file: {path: inbox}}
+"""
+
+
+@pytest.mark.slow
+def test_folder_source_loads_new_files_only_and_rewind_rereads(empty_workspace: Path) -> None:
+    inbox = write_pipeline(empty_workspace, "events", FOLDER_PIPELINE) / "inbox"
+    inbox.mkdir()
+    (inbox / "part1.csv").write_text("seq,what\n1,a\n2,b\n")
+    first = json.loads(lakebook(empty_workspace, "run", "events", "--json").stdout)
+    (inbox / "part2.csv").write_text("seq,what\n3,c\n4,d\n")
+    second = json.loads(lakebook(empty_workspace, "run", "events", "--json").stdout)
+    assert (second["jobs"][0]["rows_read"], second["jobs"][0]["rows_written"]) == (2, 2)
+    third = json.loads(lakebook(empty_workspace, "run", "events", "--json").stdout)
+    assert third["status"] == "succeeded" and third["jobs"][0]["rows_read"] == 0
+
+    shown = lakebook(empty_workspace, "watermark", "show", "events")
+    assert shown.exit_code == 0 and str(first["run_id"]) in shown.output
+    rewound = lakebook(
+        empty_workspace, "watermark", "rewind", "events", "--to-run", first["run_id"]
+    )
+    assert rewound.exit_code == 0, rewound.output
+    assert "from 4 to 2" in rewound.output
+
+    again = json.loads(lakebook(empty_workspace, "run", "events", "--json").stdout)
+    job = again["jobs"][0]
+    # part2 is read again from seq >= 2 ... but only rows not in Bronze are written.
+    assert (job["rows_read"], job["rows_written"], job["deduplicated_rows"]) == (2, 0, 2)
+    count = json.loads(
+        lakebook(
+            empty_workspace, "query", "SELECT count(*) AS n FROM bronze.events", "--format", "json"
+        ).stdout
+    )
+    assert count == [{"n": 4}]
+    details = json.loads(lakebook(empty_workspace, "show", again["run_id"], "--json").stdout)
+    assert details["jobs"][0]["watermark_before"] == "2"
+    assert details["jobs"][0]["watermark_after"] == "4"
+
+
+def test_rewind_errors_name_the_job_and_runs(empty_workspace: Path) -> None:
+    write_pipeline(empty_workspace, "events", FOLDER_PIPELINE)
+    unknown = lakebook(empty_workspace, "watermark", "rewind", "nope", "--to-run", "x")
+    assert unknown.exit_code == 2 and "`nope`" in unknown.output
+    no_history = lakebook(empty_workspace, "watermark", "rewind", "events", "--to-run", "x")
+    assert no_history.exit_code == 2 and "no watermark history" in no_history.output

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, delete, event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lakebook.errors import RunNotFoundError
@@ -162,7 +162,8 @@ class MetadataStore:
             return list(session.scalars(query).all())
 
     def rewind_watermark(self, pipeline: str, job: str, to_run: str) -> WatermarkEntry:
-        """Reset a job's watermark to where it stood after run `to_run` (a new ledger entry)."""
+        """Reset a job's watermark to where it stood after run `to_run` (a new ledger entry) and
+        forget the files committed after that run."""
         history = self.watermark_history(pipeline, job)
         if not history:
             raise RunNotFoundError(f"Job `{job}` of `{pipeline}` has no watermark history yet.")
@@ -184,7 +185,16 @@ class MetadataStore:
             rows=0,
             committed_at=utc_now(),
         )
-        self.add_watermark(entry)
+        with self.session() as session:
+            session.add(entry)
+            # Files committed after that run count as not loaded, so the next run reads them again.
+            session.execute(
+                delete(IngestFile).where(
+                    IngestFile.pipeline == pipeline,
+                    IngestFile.job == job,
+                    IngestFile.loaded_at > target[-1].committed_at,
+                )
+            )
         return entry
 
     # file manifest ---------------------------------------------------------------------------

@@ -420,10 +420,14 @@ class DatabaseSource:
             result.close()
         return Columns(names, types)
 
+    def query_text(self, query: str) -> str:
+        """The user's query for text(): no trailing `;`, colons escaped."""
+        return escape_bind_parameters(query.strip().rstrip(";").rstrip())
+
     def subquery(self, query: str) -> str:
         """The user's query as a FROM item that a filter can be put on."""
-        body = escape_bind_parameters(query.strip().rstrip(";").strip())
-        return f"({body}) AS {SUBQUERY_ALIAS}"
+        # The newline ends a trailing `-- comment` before the closing parenthesis.
+        return f"({self.query_text(query)}\n) AS {SUBQUERY_ALIAS}"
 
     def statement(
         self, connection: Connection, db: DbConfig, known: Columns | None, watermark: str | None
@@ -444,7 +448,7 @@ class DatabaseSource:
             sql = f"SELECT * FROM {self.subquery(db.query)}"
         else:
             assert db.query is not None
-            return text(escape_bind_parameters(db.query.strip().rstrip(";").strip()))
+            return text(self.query_text(db.query))
         if watermark is not None:
             sql += f" WHERE {quote(watermark)} >= :lower_bound"
         if known is not None and known.declared is not None:
@@ -484,7 +488,7 @@ class DatabaseSource:
         files: list[LoadFile] = []
         schema: pa.Schema | None = None
         for rows in self.batches(result, target):
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+            columns = list(zip(*rows, strict=True))
             if schema is None:
                 schema = pa.schema(
                     [
@@ -537,9 +541,10 @@ class DatabaseSource:
                 arrays.append(arrow_array(values, field.type))
             except (pa.ArrowException, OverflowError, TypeError, ValueError) as error:
                 raise target.error(
-                    f"column `{field.name}` holds a value that is not {field.type} like the rows "
-                    f"before it ({error}).",
+                    f"column `{field.name}` holds a value that cannot be stored as {field.type}, "
+                    "the type of its declaration or of its first rows:",
                     f"CAST `{field.name}` to one type in `config.db.query`.",
+                    str(error),
                 ) from None
         return pa.Table.from_arrays(arrays, schema=schema)
 
