@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from lakebook.errors import IngestError
+from lakebook.errors import IngestError, LakebookError
 from lakebook.results import JobResult
 from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, LoadFile, source_for
@@ -232,16 +232,35 @@ def _load(
     )
 
     keep = f"c.__reason IS NULL AND {past_watermark}"
+    boundary_duplicates = 0
     if incremental and lower_bound is not None:
         boundary = _boundary_duplicate(con, context, job, output_columns, lower_bound)
         if boundary:
+            boundary_duplicates = _count(con, f"checked c WHERE {keep} AND EXISTS ({boundary})")
             keep += f" AND NOT EXISTS ({boundary})"
+    dedupe = _dedupe_clause(job, output_columns)
+    batch_duplicates = 0
+    if dedupe:
+        keys = ", ".join(f"c.{q(key)}" for key in job.dedupe_keys)
+        extra_rows = con.sql(
+            f"SELECT coalesce(sum(n - 1), 0) FROM "
+            f"(SELECT count(*) AS n FROM checked c WHERE {keep} GROUP BY {keys})"
+        )
+        batch_duplicates = int(extra_rows.fetchall()[0][0])
     output_sql = (
         f"SELECT {_output_columns(context, job, output_columns)} "
-        f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} "
-        f"{_dedupe_clause(job, output_columns)}"
+        f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} {dedupe}"
     )
-    result.rows_written = int(con.sql(f"SELECT count(*) FROM ({output_sql})").fetchall()[0][0])
+    result.rows_written = _count(con, f"({output_sql})")
+    result.deduplicated_rows = boundary_duplicates + batch_duplicates
+    # Counted independently, these must add up; if not, lakebook has a bug and must not commit.
+    if result.rows_read != result.rows_written + result.quarantined_rows + result.deduplicated_rows:
+        raise LakebookError(
+            f"Job `{job.name}`: row accounting does not add up (read {result.rows_read}, written "
+            f"{result.rows_written}, quarantined {result.quarantined_rows}, de-duplicated "
+            f"{result.deduplicated_rows}); nothing was committed. This is a bug in lakebook: "
+            "please report it with the job's record."
+        )
     top, advances = "NULL", "NULL"
     if incremental:
         # Every valid row read is now in Bronze (written, or there already), so the watermark is
@@ -253,7 +272,6 @@ def _load(
     watermark_after, moved = con.sql(
         f"SELECT {top}, {advances} FROM checked c WHERE c.__reason IS NULL AND {past_watermark}"
     ).fetchall()[0]
-    result.deduplicated_rows = result.rows_read - result.quarantined_rows - result.rows_written
     if incremental:
         moves = watermark_after is not None and (result.watermark_before is None or moved)
         result.watermark_after = watermark_after if moves else result.watermark_before
@@ -267,6 +285,10 @@ def _load(
         compression=job.compression,
     )
     return con.sql(f"{output_sql} LIMIT {SAMPLE_ROWS}").to_arrow_table()
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.sql(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
 
 
 def _check_renames(job: IngestJob, columns: list[str]) -> list[str]:

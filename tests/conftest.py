@@ -59,3 +59,23 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'metadata.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database(f"lakebook_test_{next(_database_counter)}")
+
+
+@pytest.fixture(autouse=True)
+def every_ingest_accounts_for_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On every ingest a test runs in this process: rows_read = written + quarantined + deduplicated.
+
+    (Ingests inside job kernels are checked by the loader itself before it commits.)
+    """
+    import lakebook.ingest
+
+    original = lakebook.ingest.ingest
+
+    def checked_ingest(*args: object, **kwargs: object) -> object:
+        result, sample = original(*args, **kwargs)  # type: ignore[arg-type]
+        assert result.rows_read == (
+            result.rows_written + result.quarantined_rows + result.deduplicated_rows
+        ), result
+        return result, sample
+
+    monkeypatch.setattr(lakebook.ingest, "ingest", checked_ingest)
