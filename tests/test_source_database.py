@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from deltalake import DeltaTable
 
+import lakebook.ingest
 from lakebook.connections import resolve_connection
 from lakebook.errors import ConnectionNotFoundError, IngestError
-from lakebook.ingest import ingest
 from lakebook.results import JobResult
 from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, source_for
@@ -239,7 +239,8 @@ def test_incremental_reads_rows_at_or_past_the_lower_bound_in_the_database(
     database: Database, tmp_path: Path, column: str, lower_bound: str, form: str
 ) -> None:
     create_orders(database)
-    db = {} if form == "table" else {"table_name": None, "query": "SELECT * FROM orders"}
+    query = "SELECT * FROM orders -- every order\n;"  # wrapped as a subquery all the same
+    db = {} if form == "table" else {"table_name": None, "query": query}
     fetched = fetch(database, incremental(column, db=db), tmp_path / "landing", lower_bound)
     assert fetched.watermark_pushed_down is True
     assert sorted(ids(fetched)) == [3, 4, 5]  # the row equal to the bound is included
@@ -501,7 +502,9 @@ def configure_connection(
 
 
 def run(workspace: Path, job: IngestJob, run_id: str, watermark: str | None) -> JobResult:
-    result, _ = ingest(JobContext.open(str(workspace), "demo", run_id, RUN_DATE), job, watermark)
+    result, _ = lakebook.ingest.ingest(
+        JobContext.open(str(workspace), "demo", run_id, RUN_DATE), job, watermark
+    )
     assert result.rows_read == (
         result.rows_written + result.quarantined_rows + result.deduplicated_rows
     )
@@ -586,3 +589,32 @@ def test_incremental_runs_append_only_new_rows(
     assert (third.rows_written, third.watermark_after) == (0, watermarks[1])
     assert third.rows_read == third.deduplicated_rows
     assert len(bronze(empty_workspace)) == 7
+
+
+@pytest.mark.postgres
+def test_incremental_on_a_timestamptz_watermark(
+    postgres: PostgresServer, empty_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.create_database(f"source_test_{next(_database_counter)}")
+    database = Database(url, sa.create_engine(url))
+    try:
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE orders (id integer, changed timestamptz)")
+            connection.exec_driver_sql(
+                "INSERT INTO orders VALUES (1, '2024-01-01 10:00+02'), (2, '2024-01-02 10:00+02')"
+            )
+        configure_connection(empty_workspace, database, monkeypatch)
+        job = incremental("changed")
+        first = run(empty_workspace, job, "r1", None)
+        assert first.rows_written == 2
+        assert first.watermark_after is not None
+        assert datetime.fromisoformat(first.watermark_after) == datetime(
+            2024, 1, 2, 8, tzinfo=timezone.utc
+        )
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO orders VALUES (3, '2024-01-02 09:00+01')")
+        second = run(empty_workspace, job, "r2", first.watermark_after)
+        assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (2, 1, 1)
+        assert [row["id"] for row in bronze(empty_workspace)] == [1, 2, 3]
+    finally:
+        database.engine.dispose()
