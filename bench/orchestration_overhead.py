@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,19 +51,28 @@ BIN_DIR = Path(sys.executable).parent
 CSV_TEXT = "id,name,amount\n1,alpha,10\n2,beta,20\n3,gamma,30\n"
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU time of all finished child processes (and their waited-for children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class LakebookTiming:
-    """One `lakebook run`: wall time of the process, and the run time lakebook itself reports."""
+    """One `lakebook run`: wall and CPU time of the process, and the run time it reports."""
 
     wall_s: float
+    cpu_s: float
     reported_s: float
     notices: list[str]
 
 
 @dataclass
 class Measurement:
-    """Timings for one pipeline size N, all in wall-clock seconds.
+    """Timings for one pipeline size N, in seconds.
 
+    Plain `*_s` figures are wall-clock time. `*_cpu_s` is the CPU time (user + system) of the
+    processes and kernels a mode started: less sensitive to other load on a shared machine.
     `*_reported_s` is the run's own `duration_seconds` (without process start-up and imports).
     """
 
@@ -72,14 +82,19 @@ class Measurement:
     papermill_cli_s: float
     lakebook_parallel_reported_s: float
     lakebook_sequential_reported_s: float
+    lakebook_parallel_cpu_s: float
+    lakebook_sequential_cpu_s: float
+    papermill_cli_cpu_s: float
     ratio_parallel: float = field(init=False)
     ratio_sequential: float = field(init=False)
     per_job_overhead_s: float = field(init=False)
+    ratio_sequential_cpu: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.ratio_parallel = self.lakebook_parallel_s / self.papermill_cli_s
         self.ratio_sequential = self.lakebook_sequential_s / self.papermill_cli_s
         self.per_job_overhead_s = (self.lakebook_sequential_s - self.papermill_cli_s) / self.n
+        self.ratio_sequential_cpu = self.lakebook_sequential_cpu_s / self.papermill_cli_cpu_s
 
 
 class BenchmarkError(RuntimeError):
@@ -134,9 +149,11 @@ def notices(stderr: str) -> list[str]:
 def time_lakebook_run(root: Path, pipeline: str, n: int) -> LakebookTiming:
     """Time `lakebook run PIPELINE --json`; raises unless all `n` jobs succeeded."""
     command = [executable("lakebook"), "--workspace", str(root), "run", pipeline, "--json"]
+    cpu_before = children_cpu_seconds()
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    cpu = children_cpu_seconds() - cpu_before
     if completed.returncode != 0:
         raise BenchmarkError(
             f"`lakebook run {pipeline}` exited {completed.returncode}:\n{completed.stderr[-2000:]}"
@@ -145,7 +162,8 @@ def time_lakebook_run(root: Path, pipeline: str, n: int) -> LakebookTiming:
     succeeded = [job for job in summary["jobs"] if job["status"] == "succeeded"]
     if summary["status"] != "succeeded" or len(succeeded) != n:
         raise BenchmarkError(f"`lakebook run {pipeline}` did not succeed: {completed.stdout}")
-    return LakebookTiming(elapsed, float(summary["duration_seconds"]), notices(completed.stderr))
+    reported = float(summary["duration_seconds"])
+    return LakebookTiming(elapsed, cpu, reported, notices(completed.stderr))
 
 
 def papermill_commands(workspace: Workspace, pipeline: str, run_id: str) -> list[list[str]]:
@@ -185,13 +203,14 @@ def papermill_commands(workspace: Workspace, pipeline: str, run_id: str) -> list
     return commands
 
 
-def time_papermill_cli(commands: list[list[str]], cwd: Path) -> tuple[float, list[str]]:
+def time_papermill_cli(commands: list[list[str]], cwd: Path) -> tuple[float, float, list[str]]:
     """Wall time of the commands run one after another; raises unless each exits 0.
 
-    Returns the time and the distinct warning/error lines papermill printed on stderr.
+    Returns wall time, CPU time and the distinct warning/error lines printed on stderr.
     After timing, each executed notebook must hold the job's emitted result, as in lakebook.
     """
     stderr = ""
+    cpu_before = children_cpu_seconds()
     started = time.perf_counter()
     for command in commands:
         completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
@@ -202,10 +221,11 @@ def time_papermill_cli(commands: list[list[str]], cwd: Path) -> tuple[float, lis
             )
         stderr += completed.stderr
     elapsed = time.perf_counter() - started
+    cpu = children_cpu_seconds() - cpu_before
     for command in commands:
         if read_result(command[2]) is None:
             raise BenchmarkError(f"{command[2]} holds no emitted job result")
-    return elapsed, notices(stderr)
+    return elapsed, cpu, notices(stderr)
 
 
 def measure(scratch: Path, n: int) -> tuple[Measurement, dict[str, list[str]]]:
@@ -225,7 +245,7 @@ def measure(scratch: Path, n: int) -> tuple[Measurement, dict[str, list[str]]]:
     baseline_root = scratch / f"n{n}-papermill-cli"
     baseline = build_workspace(baseline_root, pipeline, n, max_parallel_jobs=None)
     commands = papermill_commands(baseline, pipeline, run_id=f"papermill-cli-n{n}")
-    papermill_s, papermill_notices = time_papermill_cli(commands, baseline_root)
+    papermill_s, papermill_cpu, papermill_notices = time_papermill_cli(commands, baseline_root)
     measurement = Measurement(
         n,
         parallel.wall_s,
@@ -233,6 +253,9 @@ def measure(scratch: Path, n: int) -> tuple[Measurement, dict[str, list[str]]]:
         papermill_s,
         parallel.reported_s,
         sequential.reported_s,
+        parallel.cpu_s,
+        sequential.cpu_s,
+        papermill_cpu,
     )
     return measurement, {
         "lakebook_parallel": parallel.notices,
@@ -291,6 +314,12 @@ def print_table(results: list[Measurement]) -> None:
             f"{row.n:>3}  {row.lakebook_parallel_s:>11.2f}s  {row.lakebook_sequential_s:>11.2f}s"
             f"  {row.papermill_cli_s:>12.2f}s  {row.ratio_parallel:>9.2f}"
             f"  {row.ratio_sequential:>9.2f}  {row.per_job_overhead_s:>+11.2f}s"
+        )
+    print("\nCPU time (user + system, all processes and kernels of a mode):")
+    for row in results:
+        print(
+            f"{row.n:>3}  {row.lakebook_parallel_cpu_s:>11.2f}s  {row.lakebook_sequential_cpu_s:>11.2f}s"
+            f"  {row.papermill_cli_cpu_s:>12.2f}s  {'':>9}  {row.ratio_sequential_cpu:>9.2f}"
         )
 
 
@@ -370,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_parallel": "lakebook_parallel_s / papermill_cli_s",
             "ratio_sequential": "lakebook_sequential_s / papermill_cli_s",
             "per_job_overhead_s": "(lakebook_sequential_s - papermill_cli_s) / n",
+            "ratio_sequential_cpu": "lakebook_sequential_cpu_s / papermill_cli_cpu_s",
         },
         "results": [
             {

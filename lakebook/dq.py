@@ -97,7 +97,7 @@ def evaluate(
         before = total
         columns = ", ".join(q(name) for (name, *_rest) in con.sql(f"DESCRIBE {table}").fetchall())
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {columns} FROM __flagged WHERE {keep}"
+            f"CREATE OR REPLACE TABLE {table} AS SELECT {columns} FROM __flagged WHERE {keep}"
         )
         dropped = before - int(con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     con.execute("DROP TABLE IF EXISTS __flagged")

@@ -109,6 +109,10 @@ class IngestError(LakebookError):
     """An ingest job could not load its source."""
 
 
+class TransformError(LakebookError):
+    """A dataset job's transform or its result does not fit the spec."""
+
+
 class QueryError(LakebookError):
     """A user's SQL could not run."""
 

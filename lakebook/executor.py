@@ -28,7 +28,17 @@ from lakebook.specs import DatasetJob, IngestJob
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 SOURCE_TEMPLATES = Path(__file__).parent.parent / "templates"
-TEMPLATE_FOR_KIND = {"ingest": "ingest.ipynb", "sql": "sql_dataset.ipynb"}
+TEMPLATE_FOR_KIND = {
+    "ingest": "ingest.ipynb",
+    "sql": "sql_dataset.ipynb",
+    "scd2_dimension": "scd2_dimension.ipynb",
+    "conform_sources": "conform_sources.ipynb",
+    "metrics_aggregate": "metrics_aggregate.ipynb",
+    "snapshot": "snapshot.ipynb",
+    "ml_training_set": "ml_training_set.ipynb",
+    "vector_index": "vector_index.ipynb",
+    "export_feed": "export_feed.ipynb",
+}
 
 
 def templates_dir() -> Path:

@@ -120,6 +120,8 @@ def _connect(scratch: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     con.execute(f"SET temp_directory = {quote_literal(str(scratch / 'spill'))}")
     con.execute("SET preserve_insertion_order = true")
+    # Watermarks are rendered as text: make that text independent of the machine's time zone.
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 
@@ -209,6 +211,11 @@ def _load(
     renames = ", ".join(
         f"{q(old)} AS {q(new)}" for old, new in zip(source_columns, columns, strict=True)
     )
+    if all_text and fetched.files[0].format != "csv":  # read_csv reads text itself
+        renames = ", ".join(
+            f"{q(old)}::VARCHAR AS {q(new)}"
+            for old, new in zip(source_columns, columns, strict=True)
+        )
     con.execute(f"CREATE VIEW renamed AS SELECT {renames}, __landed FROM {reader}")
     con.execute(f"CREATE TABLE checked AS {_checked_select(job, columns)}")
     output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
@@ -220,7 +227,9 @@ def _load(
                 f"Job `{job.name}`: `watermark_column` `{job.watermark_column}` is not in the "
                 f"source. Columns: {', '.join(f'`{c}`' for c in output_columns)}."
             )
-        if lower_bound is not None:
+        # Sources with a file manifest only hand over files never loaded before, so their rows are
+        # all new, late ones included; filtering them by watermark would lose them for good.
+        if lower_bound is not None and not fetched.manifest:
             past_watermark = f"c.{q(str(job.watermark_column))} >= {quote_literal(lower_bound)}"
     total, invalid, candidates = con.sql(
         "SELECT count(*), count_if(__reason IS NOT NULL), "
@@ -233,8 +242,11 @@ def _load(
 
     keep = f"c.__reason IS NULL AND {past_watermark}"
     boundary_duplicates = 0
-    if incremental and lower_bound is not None:
-        boundary = _boundary_duplicate(con, context, job, output_columns, lower_bound)
+    # Rows Bronze holds already are duplicates: those re-read at the boundary or in the look-back
+    # window, and for manifest sources any row of a changed file (files are re-read whole).
+    window = None if fetched.manifest else lower_bound
+    if incremental and (fetched.manifest or lower_bound is not None):
+        boundary = _boundary_duplicate(con, context, job, output_columns, window)
         if boundary:
             boundary_duplicates = _count(con, f"checked c WHERE {keep} AND EXISTS ({boundary})")
             keep += f" AND NOT EXISTS ({boundary})"
@@ -386,10 +398,10 @@ def _boundary_duplicate(
     context: JobContext,
     job: IngestJob,
     columns: list[str],
-    lower_bound: str,
+    window: str | None,
 ) -> str:
-    """A correlated subquery finding row `c` in Bronze already (re-read at the boundary or in the
-    look-back window): same `dedupe_keys` and watermark, or else the same values throughout."""
+    """A correlated subquery finding row `c` in Bronze already (with watermark >= `window` when
+    given): same `dedupe_keys` and watermark, or else the same values throughout."""
     if not context.lake.exists(job.dataset):
         return ""
     existing = context.lake.table(job.dataset).to_pyarrow_dataset()
@@ -401,11 +413,10 @@ def _boundary_duplicate(
         for column in compare
         if column in in_bronze
     )
-    watermark = q(str(job.watermark_column))
-    return (
-        f"SELECT 1 FROM __bronze e WHERE e.{watermark} >= {quote_literal(lower_bound)} "
-        f"AND {matches}"
-    )
+    if window is not None:
+        watermark = q(str(job.watermark_column))
+        matches = f"e.{watermark} >= {quote_literal(window)} AND {matches}"
+    return f"SELECT 1 FROM __bronze e WHERE {matches}"
 
 
 def _handle_invalid_rows(

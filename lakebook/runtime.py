@@ -15,7 +15,7 @@ import pyarrow as pa
 from lakebook.config import Lakebook, load_settings, metadata_url
 from lakebook.connections import resolve_connection
 from lakebook.results import RESULT_MIME_TYPE, JobResult
-from lakebook.specs import DatasetJob, IngestJob
+from lakebook.specs import TRANSFORM_CONFIG_FIELD, DatasetJob, IngestJob
 from lakebook.storage import Lake, confine
 
 
@@ -79,10 +79,23 @@ def run_ingest(
 
 
 def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa.Table]:
-    """Run a silver or gold SQL job; returns its result and a sample of the rows written."""
-    from lakebook.transform import run_sql_job
+    """Run a silver or gold dataset job; returns its result and a sample of the rows written."""
+    from lakebook.transform import run_dataset_job as run
 
-    return run_sql_job(context, job)
+    return run(context, job)
+
+
+def describe_dataset_job(job: DatasetJob) -> None:
+    """Print what the job builds and from what, at the top of its record."""
+    print(f"{job.dataset} ({job.dataset_type}, {job.transform_type}, {job.refresh_mode})")
+    for item in job.inputs:
+        print(f"  input {item.dataset} as {item.name}")
+    if job.sql_text:
+        print(job.sql_text)
+    config_field = TRANSFORM_CONFIG_FIELD.get(job.transform_type)
+    config = getattr(job, config_field) if config_field else None
+    if config is not None:
+        print(json.dumps(config.model_dump(mode="json"), indent=2))
 
 
 def accounting_table(result: JobResult) -> Any:

@@ -56,8 +56,19 @@ GOLD_DATASET_TYPES = (
     "export_feed",
 )
 ChangePattern = Literal["append_only", "upsert", "full_refresh"]
-RefreshMode = Literal["full_refresh", "append"]
-TransformType = Literal["sql"]
+RefreshMode = Literal["full_refresh", "overwrite_partition", "append", "upsert"]
+TransformType = Literal[
+    "sql",
+    "scd2_dimension",
+    "conform_sources",
+    "metrics_aggregate",
+    "snapshot",
+    "ml_training_set",
+    "vector_index",
+    "export_feed",
+]
+TimeGrain = Literal["hour", "day", "week", "month", "quarter", "year"]
+Aggregation = Literal["sum", "count", "count_distinct", "avg", "min", "max", "ratio"]
 UseCase = Literal["bi", "ml", "rag", "export"]
 Severity = Literal["info", "warn", "error", "critical"]
 DQAction = Literal["warn", "drop", "fail"]
@@ -226,12 +237,10 @@ class IngestJob(Spec):
     def _cross_field_rules(self) -> IngestJob:
         problems = []
         if self.incremental_mode == "incremental" and not self.watermark_column:
-            api_watermark = self.config.api is not None and self.config.api.watermark is not None
-            if not api_watermark:
-                problems.append(
-                    "`watermark_column` is required when `incremental_mode` is `incremental`: "
-                    "name the column whose maximum marks how far the load got"
-                )
+            problems.append(
+                "`watermark_column` is required when `incremental_mode` is `incremental`: "
+                "name the column whose maximum marks how far the load got"
+            )
         if self.watermark_lag and not re.fullmatch(WATERMARK_LAG_PATTERN, self.watermark_lag):
             problems.append(
                 f"`watermark_lag` `{self.watermark_lag}` is not a duration: write a number, or a "
@@ -320,6 +329,150 @@ class DQRule(Spec):
         return self.columns or ([self.column] if self.column else [])
 
 
+class Scd2Config(Spec):
+    """SCD type 2 dimension: one row per version of each business key."""
+
+    business_key_columns: list[str] = Field(min_length=1)
+    change_detection: Literal["columns", "hash"] = Field(
+        default="columns",
+        description="Compare `change_detection_columns` one by one, or a hash of them.",
+    )
+    change_detection_columns: list[str] = Field(
+        default_factory=list, description="Tracked columns; empty means every non-key column."
+    )
+    effective_time_column: str | None = Field(
+        default=None, description="Input column giving when a version starts; default the run time."
+    )
+    effective_from_column: str = "effective_from"
+    effective_to_column: str = "effective_to"
+    is_current_column: str = "is_current"
+    hash_column: str = "row_hash"
+    hard_deletes: Literal["ignore", "close", "tombstone"] = Field(
+        default="ignore",
+        description=(
+            "Keys missing from the input: keep them current, close their current version, or "
+            "close it and add a tombstone row."
+        ),
+    )
+
+
+class ConformMapping(Spec):
+    """How one input's columns map onto the conformed columns."""
+
+    input: str = Field(description="An input's name (its alias, or table name).")
+    columns: dict[str, str] = Field(
+        description="Conformed column → the input's column (or a SQL expression over it)."
+    )
+    source_system: str | None = Field(
+        default=None, description="Value of the source-system column; default the input's name."
+    )
+
+
+class ConformConfig(Spec):
+    """Unify several inputs into one entity."""
+
+    key_columns: list[str] = Field(min_length=1)
+    mappings: list[ConformMapping] = Field(min_length=2)
+    resolution: Literal["priority", "latest"] = "priority"
+    priority: list[str] = Field(
+        default_factory=list, description="Input names, most trusted first (resolution priority)."
+    )
+    updated_at_column: str | None = Field(
+        default=None, description="Conformed column deciding `latest` wins."
+    )
+    source_system_column: str | None = "source_system"
+
+
+class MetricDefinition(Spec):
+    """One metric of a metrics table."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    aggregation: Aggregation
+    column: str | None = None
+    numerator: str | None = Field(default=None, description="Metric name (ratio only).")
+    denominator: str | None = Field(default=None, description="Metric name (ratio only).")
+    filter: str | None = Field(default=None, description="SQL condition on the source rows.")
+
+
+class MetricsConfig(Spec):
+    """Group a fact by a time grain and dimensions and compute metrics."""
+
+    source: str = Field(description="The input holding the facts.")
+    time_column: str
+    time_grain: TimeGrain = "day"
+    dimensions: list[str] = Field(default_factory=list)
+    metrics: list[MetricDefinition] = Field(min_length=1)
+
+
+class SnapshotConfig(Spec):
+    """An as-of table: each key's row as it stood on a date."""
+
+    source: str
+    as_of: str | None = Field(default=None, description="YYYY-MM-DD; default the run date.")
+    key_columns: list[str] = Field(min_length=1)
+    valid_from_column: str = Field(description="When a row version became valid.")
+    valid_to_column: str | None = Field(
+        default=None, description="When it stopped (SCD2 inputs); else the next version's start."
+    )
+    snapshot_date_column: str = "snapshot_date"
+
+
+class FeatureSet(Spec):
+    """Features taken from one input, as they stood before each label's time."""
+
+    input: str
+    key_columns: list[str] = Field(min_length=1, description="Join keys shared with the base.")
+    timestamp_column: str = Field(description="When the feature value became known.")
+    columns: list[str] = Field(min_length=1)
+    prefix: str = ""
+
+
+class MLTrainingConfig(Spec):
+    """Label rows joined point-in-time correctly to features."""
+
+    base: str = Field(description="The input with one row per labelled example.")
+    entity_columns: list[str] = Field(min_length=1)
+    label_column: str
+    label_timestamp_column: str
+    features: list[FeatureSet] = Field(min_length=1)
+
+
+class VectorIndexConfig(Spec):
+    """Chunk a text column and embed the chunks, for retrieval."""
+
+    source: str
+    id_column: str
+    text_column: str
+    chunk_size: int = Field(default=500, ge=20, description="Characters per chunk.")
+    chunk_overlap: int = Field(default=50, ge=0)
+    embedding_model: str = Field(
+        default="lakebook-hash-256",
+        description=(
+            "`lakebook-hash-256` (built in, no dependencies) or `all-MiniLM-L6-v2` "
+            "(the `embeddings` extra)."
+        ),
+    )
+
+
+class ExportConfig(Spec):
+    """Files for consumers, written beside the dataset's table."""
+
+    source: str
+    file_format: Literal["csv", "parquet", "json"] = "csv"
+    path: str = Field(description="Folder under the lake's `exports/`.")
+
+
+TRANSFORM_CONFIG_FIELD = {
+    "scd2_dimension": "scd2",
+    "conform_sources": "conform",
+    "metrics_aggregate": "metrics",
+    "snapshot": "snapshot",
+    "ml_training_set": "ml_training",
+    "vector_index": "vector_index",
+    "export_feed": "export",
+}
+
+
 class DatasetJob(Spec):
     """A silver or gold dataset job: SQL over upstream datasets, written as one Delta commit."""
 
@@ -334,9 +487,23 @@ class DatasetJob(Spec):
     change_pattern: ChangePattern = "full_refresh"
     inputs: list[DatasetInput] = Field(min_length=1)
     transform_type: TransformType = "sql"
-    sql_text: str = Field(min_length=1)
+    sql_text: str | None = Field(default=None, description="The SELECT (transform_type sql).")
+    scd2: Scd2Config | None = None
+    conform: ConformConfig | None = None
+    metrics: MetricsConfig | None = None
+    snapshot: SnapshotConfig | None = None
+    ml_training: MLTrainingConfig | None = None
+    vector_index: VectorIndexConfig | None = None
+    export: ExportConfig | None = None
     target_schema: list[ColumnSpec] = Field(default_factory=list)
     refresh_mode: RefreshMode = "full_refresh"
+    refresh_window: str | None = Field(
+        default=None,
+        description="overwrite_partition: how far back partitions are rebuilt, e.g. `3 days`.",
+    )
+    unique_key: list[str] = Field(
+        default_factory=list, description="Columns identifying a row (upsert merges on them)."
+    )
     partitioning: list[str] = Field(default_factory=list)
     format: Literal["delta"] = "delta"
     compression: Compression = "snappy"
@@ -351,9 +518,11 @@ class DatasetJob(Spec):
 
     @field_validator("sql_text")
     @classmethod
-    def _sql_parses(cls, value: str) -> str:
+    def _sql_parses(cls, value: str | None) -> str | None:
         from lakebook.sql import sql_parse_problem
 
+        if value is None:
+            return value
         problem = sql_parse_problem(value)
         if problem:
             raise ValueError(f"`sql_text` does not parse: {problem}")
@@ -371,6 +540,28 @@ class DatasetJob(Spec):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"`inputs` use the name(s) {', '.join(duplicates)} twice: add aliases")
+        problems = []
+        if self.transform_type == "sql" and not self.sql_text:
+            problems.append("`sql_text` is required when `transform_type` is `sql`")
+        config_field = TRANSFORM_CONFIG_FIELD.get(self.transform_type)
+        if config_field and getattr(self, config_field) is None:
+            problems.append(
+                f"`{config_field}` is required when `transform_type` is `{self.transform_type}`"
+            )
+        for other, field_name in TRANSFORM_CONFIG_FIELD.items():
+            if other != self.transform_type and getattr(self, field_name) is not None:
+                problems.append(
+                    f"`{field_name}` only applies to transform_type `{other}`; remove it"
+                )
+        if self.refresh_mode == "upsert" and not self.unique_key:
+            problems.append("`unique_key` is required when `refresh_mode` is `upsert`")
+        if self.refresh_mode == "overwrite_partition" and not self.partitioning:
+            problems.append(
+                "`partitioning` (a date column) is required when `refresh_mode` is "
+                "`overwrite_partition`"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

@@ -73,6 +73,14 @@ class Lake:
         """True when the dataset's table has at least one commit."""
         return DeltaTable.is_deltatable(str(self.table_path(dataset)))
 
+    def is_table(self, path: Path) -> bool:
+        """True when a Delta table exists at `path`."""
+        return DeltaTable.is_deltatable(str(path))
+
+    def open_table(self, path: Path) -> DeltaTable:
+        """The Delta table at `path` (inside the lake)."""
+        return DeltaTable(str(confine(self.root, path, "table path")))
+
     def table(self, dataset: str) -> DeltaTable:
         """The Delta table behind a dataset."""
         path = self.table_path(dataset)

@@ -67,40 +67,78 @@ ingest = nb(
     ]
 )
 
-sql = nb(
-    [
-        new_markdown_cell(
-            "# SQL dataset job\n\nRuns the job's SELECT over its inputs (by alias), conforms the "
-            "result to `target_schema`, applies its data-quality rules and writes one Delta commit."
-        ),
-        params(
-            'workspace: str = "."  # workspace folder (holds jupyter_config.py)\n'
-            'pipeline: str = ""  # pipeline name\n'
-            'run_id: str = "manual"  # pipeline run id\n'
-            'run_date: str = ""  # run date YYYY-MM-DD; today when empty\n'
-            'job_spec: str = "{}"  # the dataset job spec as JSON (never holds secrets)'
-        ),
-        new_code_cell(
-            "from lakebook import runtime\n\n"
-            "context = runtime.JobContext.open(workspace, pipeline, run_id, run_date)\n"
-            "job = runtime.load_dataset_job(job_spec)\n"
-            'print(f"{job.dataset} ({job.dataset_type}, {job.refresh_mode}) from "\n'
-            "      + ', '.join(f'{i.dataset} as {i.name}' for i in job.inputs))\n"
-            "print(job.sql_text)"
-        ),
-        new_markdown_cell("## Transform"),
-        new_code_cell("result, sample = runtime.run_dataset_job(context, job)"),
-        new_markdown_cell("## Schema"),
-        new_code_cell("runtime.schema_table(sample)"),
-        new_markdown_cell("## Sample rows"),
-        new_code_cell("sample.to_pandas()"),
-        new_markdown_cell("## Data quality"),
-        new_code_cell("runtime.dq_table(result)"),
-        new_markdown_cell("## Row accounting"),
-        new_code_cell("runtime.accounting_table(result)"),
-        new_code_cell("runtime.emit_result(result)"),
-    ]
-)
+DATASET_TEMPLATES = {
+    "sql_dataset": (
+        "SQL dataset job",
+        "Runs the job's SELECT over its inputs (by alias), conforms the result to `target_schema`, "
+        "applies its data-quality rules and writes one Delta commit.",
+    ),
+    "scd2_dimension": (
+        "SCD2 dimension job",
+        "Compares the input with the current dimension and keeps one row per version of each "
+        "business key (`effective_from`, `effective_to`, `is_current`). Checks one current row "
+        "per key and no overlapping intervals before the one Delta commit.",
+    ),
+    "conform_sources": (
+        "Conform sources job",
+        "Maps several inputs onto one set of columns and keeps one row per key, by source "
+        "priority or the latest update.",
+    ),
+    "metrics_aggregate": (
+        "Metrics job",
+        "Groups a fact by a time grain and dimensions and computes the metric definitions.",
+    ),
+    "snapshot": ("Snapshot job", "Builds an as-of table: each key's row as it stood on a date."),
+    "ml_training_set": (
+        "ML training set job",
+        "Joins labels to features point-in-time correctly: no feature value from after the "
+        "label's time.",
+    ),
+    "vector_index": (
+        "Vector index job",
+        "Splits a text column into overlapping chunks and embeds them for retrieval.",
+    ),
+    "export_feed": (
+        "Export feed job",
+        "Writes the dataset as a Delta table and as files (CSV, Parquet or JSON) for consumers.",
+    ),
+}
+
+
+def dataset_template(title, intro):
+    return nb(
+        [
+            new_markdown_cell(
+                f"# {title}\n\n{intro} Executed by `lakebook run`; the executed copy is the "
+                "job's run record."
+            ),
+            params(
+                'workspace: str = "."  # workspace folder (holds jupyter_config.py)\n'
+                'pipeline: str = ""  # pipeline name\n'
+                'run_id: str = "manual"  # pipeline run id\n'
+                'run_date: str = ""  # run date YYYY-MM-DD; today when empty\n'
+                'job_spec: str = "{}"  # the dataset job spec as JSON (never holds secrets)'
+            ),
+            new_code_cell(
+                "from lakebook import runtime\n\n"
+                "context = runtime.JobContext.open(workspace, pipeline, run_id, run_date)\n"
+                "job = runtime.load_dataset_job(job_spec)\n"
+                "runtime.describe_dataset_job(job)"
+            ),
+            new_markdown_cell("## Transform"),
+            new_code_cell("result, sample = runtime.run_dataset_job(context, job)"),
+            new_markdown_cell("## Schema"),
+            new_code_cell("runtime.schema_table(sample)"),
+            new_markdown_cell("## Sample rows"),
+            new_code_cell("sample.to_pandas()"),
+            new_markdown_cell("## Data quality"),
+            new_code_cell("runtime.dq_table(result)"),
+            new_markdown_cell("## Row accounting"),
+            new_code_cell("runtime.accounting_table(result)"),
+            new_code_cell("runtime.emit_result(result)"),
+        ]
+    )
+
 
 pipeline_run = nb(
     [
@@ -138,5 +176,7 @@ def write(name, book):
 
 
 if __name__ == "__main__":
-    for name, book in [("ingest", ingest), ("sql_dataset", sql), ("pipeline_run", pipeline_run)]:
+    for name, book in [("ingest", ingest), ("pipeline_run", pipeline_run)]:
         write(name, book)
+    for name, (title, intro) in DATASET_TEMPLATES.items():
+        write(name, dataset_template(title, intro))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +20,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from deltalake import DeltaTable
+from pydantic import ValidationError
 
+import lakebook.ingest
 from lakebook.errors import IngestError
+from lakebook.results import JobResult
+from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, source_for
 from lakebook.sources import api as api_source
 from lakebook.sources.api import ApiSource, Redactor, retry_after_seconds
@@ -688,3 +695,204 @@ def test_retry_logs_mask_the_key(
     logged = caplog.records[0].getMessage()
     assert "503 Service Unavailable; retrying in 0.5 s (attempt 2 of 5)" in logged
     assert "api_key=***" in logged and "k3y" not in logged
+
+
+# Through the loader: `ingest()` in a workspace whose jupyter_config.py defines the connection. ----
+
+TOKEN_ENV = "LAKEBOOK_TEST_API_TOKEN"
+RUN_DATE = "2026-11-30"
+FEED: list[dict[str, Any]] = []  # what `/feed` serves; each test gets its own (`feed_rows`)
+
+
+def feed(api: FakeApi, seen: Seen) -> Reply:
+    """Bearer auth, `updated_since` read as an ISO 8601 instant (>=), paged by number."""
+    if seen.headers.get("authorization") != f"Bearer {TOKEN}":
+        return unauthorized()
+    rows = FEED
+    since = arg(seen, "updated_since")
+    if since:
+        try:
+            bound = datetime.fromisoformat(since)
+        except ValueError:
+            return reply({"error": f"`updated_since` is not ISO 8601: {since!r}"}, 400)
+        bound = bound if bound.tzinfo else bound.replace(tzinfo=timezone.utc)
+        rows = [row for row in rows if datetime.fromisoformat(row["updated_at"]) >= bound]
+    page, size = int(arg(seen, "page", "1")), int(arg(seen, "page_size", "10"))
+    return reply({"data": window((page - 1) * size, size, rows)})
+
+
+ROUTES["/feed"] = feed
+
+
+@pytest.fixture
+def feed_rows(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The rows `/feed` serves (a fresh copy of RECORDS); tests append to it between runs."""
+    rows = [dict(row) for row in RECORDS]
+    monkeypatch.setattr(sys.modules[__name__], "FEED", rows)
+    return rows
+
+
+def api_workspace(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The workspace with connection `feed_api` (token from the environment) in its config."""
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = root / "jupyter_config.py"
+    config.write_text(
+        config.read_text()
+        + f"\nc.Lakebook.connections = {{'feed_api': {{'token_env': {TOKEN_ENV!r}}}}}\n"
+    )
+    return root
+
+
+def feed_job(base_url: str, **fields: Any) -> IngestJob:
+    return IngestJob.model_validate(
+        {
+            "name": "events",
+            "source_type": "api",
+            **fields,
+            "config": {
+                "api": {
+                    "url": f"{base_url}/feed",
+                    "records_path": "data",
+                    "pagination": {"page_param": "page", "page_size": PAGE_SIZE},
+                    "auth": {"type": "bearer", "connection_id": "feed_api"},
+                    "watermark": {"param_name": "updated_since"},
+                }
+            },
+        }
+    )
+
+
+def api_context(workspace: Path, run_id: str) -> JobContext:
+    return JobContext.open(str(workspace), "demo", run_id, RUN_DATE)
+
+
+def assert_accounting(result: JobResult) -> None:
+    assert result.rows_read == (
+        result.rows_written + result.quarantined_rows + result.deduplicated_rows
+    )
+
+
+def bronze_events(workspace: Path) -> list[dict[str, Any]]:
+    table = DeltaTable(str(workspace / "lake" / "bronze" / "events")).to_pyarrow_table()
+    return sorted(table.to_pylist(), key=lambda row: row["id"])
+
+
+def instant(text: str | None) -> datetime:
+    """A recorded timestamp watermark as an aware datetime."""
+    assert text is not None
+    return datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize("fmt", [None, "jsonl", "parquet"])
+def test_ingest_full_load_reads_the_landed_records_whatever_the_job_format(
+    server: FakeApi,
+    feed_rows: list[dict[str, Any]],
+    empty_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str | None,
+) -> None:
+    workspace = api_workspace(empty_workspace, monkeypatch)
+    job = feed_job(server.base_url, **({"format": fmt} if fmt else {}))
+    assert job.format == (fmt or "csv")  # the default; the loader goes by the landed file
+
+    result, sample = lakebook.ingest.ingest(api_context(workspace, "r1"), job, None)
+
+    assert (result.rows_read, result.rows_written, result.deduplicated_rows) == (25, 25, 0)
+    assert_accounting(result)
+    assert (result.watermark_before, result.watermark_after) == (None, None)  # full mode
+    assert all("updated_since" not in seen.query for seen in server.seen)
+    landing = Path("landing/demo/events/2026/11/30/r1")
+    assert result.source_files == [str(landing / "records.jsonl")]
+    assert_pages_saved(workspace / "lake" / landing, server.sent["/feed"])
+    for path in (workspace / "lake" / landing).iterdir():
+        assert TOKEN not in path.read_text(encoding="utf-8")
+    rows = bronze_events(workspace)
+    assert [row["id"] for row in rows] == ALL_IDS
+    assert rows[6]["name"] == "Zoë"
+    assert instant(str(rows[0]["updated_at"])) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert {row["_source_file"] for row in rows} == {str(landing / "records.jsonl")}
+    types = {field.name: str(field.type) for field in sample.schema}
+    assert types["id"] == "int64" and types["updated_at"].startswith("timestamp")
+
+
+def test_ingest_incremental_sends_the_watermark_and_dedupes_the_boundary_row(
+    server: FakeApi,
+    feed_rows: list[dict[str, Any]],
+    empty_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workspace = api_workspace(empty_workspace, monkeypatch)
+    job = feed_job(server.base_url, incremental_mode="incremental", watermark_column="updated_at")
+    first, _ = lakebook.ingest.ingest(api_context(workspace, "r1"), job, None)
+    assert all("updated_since" not in seen.query for seen in server.seen)  # no watermark yet
+    assert (first.rows_read, first.rows_written, first.watermark_before) == (25, 25, None)
+    assert instant(first.watermark_after) == datetime(2026, 1, 25, tzinfo=timezone.utc)
+    assert_accounting(first)
+
+    feed_rows.extend(
+        {"id": i, "name": f"new {i}", "updated_at": f"2026-01-{i:02d}T00:00:00Z"} for i in (26, 27)
+    )
+    server.seen.clear()
+    second, _ = lakebook.ingest.ingest(api_context(workspace, "r2"), job, first.watermark_after)
+
+    # Every page request carries the lower bound; `>=` returns row 25 again, already in Bronze.
+    assert [seen.query["updated_since"] for seen in server.seen] == [[first.watermark_after]] * 2
+    assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (3, 2, 1)
+    assert second.watermark_before == first.watermark_after
+    assert instant(second.watermark_after) == datetime(2026, 1, 27, tzinfo=timezone.utc)
+    assert_accounting(second)
+    rows = bronze_events(workspace)
+    assert [row["id"] for row in rows] == [*ALL_IDS, 26, 27]
+    assert {row["_run_id"] for row in rows if row["id"] >= 26} == {"r2"}
+
+    third, _ = lakebook.ingest.ingest(api_context(workspace, "r3"), job, second.watermark_after)
+    assert (third.rows_read, third.rows_written, third.deduplicated_rows) == (1, 0, 1)
+    assert (third.watermark_after, third.table_version) == (second.watermark_after, None)
+    assert_accounting(third)
+    assert len(bronze_events(workspace)) == 27
+
+
+def test_api_incremental_without_watermark_column_is_refused(
+    server: FakeApi,
+    feed_rows: list[dict[str, Any]],
+    empty_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workspace = api_workspace(empty_workspace, monkeypatch)
+    try:
+        job = feed_job(server.base_url, incremental_mode="incremental")
+    except ValidationError:
+        return  # refused up front: fine
+    first, _ = lakebook.ingest.ingest(api_context(workspace, "r1"), job, None)
+    lakebook.ingest.ingest(api_context(workspace, "r2"), job, first.watermark_after)
+    assert len(bronze_events(workspace)) == len(RECORDS)
+
+
+@pytest.fixture
+def new_york_time() -> Iterator[None]:
+    """The process (and so DuckDB's default) time zone is America/New_York for one test."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def test_timestamp_watermark_text_does_not_depend_on_the_machine_time_zone(
+    server: FakeApi,
+    feed_rows: list[dict[str, Any]],
+    empty_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    new_york_time: None,
+) -> None:
+    workspace = api_workspace(empty_workspace, monkeypatch)
+    job = feed_job(server.base_url, incremental_mode="incremental", watermark_column="updated_at")
+    result, _ = lakebook.ingest.ingest(api_context(workspace, "r1"), job, None)
+    assert instant(result.watermark_after) == datetime(2026, 1, 25, tzinfo=timezone.utc)
+    assert instant(result.watermark_after).utcoffset() == timedelta(0)  # as on a UTC machine

@@ -14,10 +14,14 @@ from typing import Any
 
 import pyarrow.fs as pafs
 import pytest
+from deltalake import DeltaTable
 from moto.server import ThreadedMotoServer
 
+import lakebook.ingest
 from lakebook.connections import resolve_connection
 from lakebook.errors import ConnectionNotFoundError, IngestError, LakebookError
+from lakebook.results import JobResult
+from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, source_for
 from lakebook.sources import s3 as s3_source
 from lakebook.specs import IngestJob
@@ -386,3 +390,138 @@ def test_half_configured_credentials_are_refused(tmp_path: Path, bucket: Bucket)
 
 def test_s3_source_is_registered() -> None:
     assert isinstance(source_for(make_job({"s3_uri": "s3://b/k.csv"})), s3_source.S3Source)
+
+
+# Through the loader: `ingest()` in a workspace whose jupyter_config.py defines the connection. ----
+
+RUN_DATE = "2026-11-30"
+ORDERS_1 = b"id,amount,updated\r\n1,10.5,2026-01-01\r\n2,20,2026-01-02\r\n"
+ORDERS_2 = "\ufeffid,amount,updated\n3,30,2026-01-03\n".encode()
+ORDERS_3 = b"id,amount,updated\n4,40,2026-01-04\n5,50,2026-01-05\n"
+
+
+def s3_workspace(root: Path, endpoint: str) -> Path:
+    """The workspace with the `s3test` connection (secrets as `*_env` keys) in jupyter_config.py."""
+    config = root / "jupyter_config.py"
+    config.write_text(
+        config.read_text() + f"\nc.Lakebook.connections = {connections(endpoint)!r}\n"
+    )
+    assert SECRET not in config.read_text()
+    return root
+
+
+def s3_context(workspace: Path, run_id: str) -> JobContext:
+    return JobContext.open(str(workspace), "demo", run_id, RUN_DATE)
+
+
+def assert_accounting(result: JobResult) -> None:
+    assert result.rows_read == (
+        result.rows_written + result.quarantined_rows + result.deduplicated_rows
+    )
+
+
+def bronze(workspace: Path, name: str = "things") -> list[dict[str, Any]]:
+    table = DeltaTable(str(workspace / "lake" / "bronze" / name)).to_pyarrow_table()
+    return sorted(table.to_pylist(), key=lambda row: row["id"])
+
+
+def test_ingest_loads_every_matching_object_of_a_prefix_into_bronze(
+    empty_workspace: Path, bucket: Bucket
+) -> None:
+    workspace = s3_workspace(empty_workspace, bucket.endpoint)
+    objects = {"in/orders_1.csv": ORDERS_1, "in/orders_2.csv": ORDERS_2}
+    objects["in/2026/orders_3.csv"] = ORDERS_3
+    for key, content in objects.items():
+        bucket.put(key, content)
+    bucket.put("in/readme.txt", b"not data")
+    bucket.put("out/orders_9.csv", b"id,amount,updated\n9,90,2026-01-09\n")
+    job = make_job({"s3_uri": f"s3://{bucket.name}/in/"})
+
+    result, sample = lakebook.ingest.ingest(s3_context(workspace, "r1"), job, None)
+
+    assert (result.rows_read, result.rows_written, result.quarantined_rows) == (5, 5, 0)
+    assert_accounting(result)
+    landing = Path("landing/demo/things/2026/11/30/r1")
+    names = ["orders_3.csv", "orders_1.csv", "orders_2.csv"]  # sorted by key
+    assert result.source_files == [str(landing / name) for name in names]
+    assert [entry["uri"] for entry in result.manifest] == [
+        f"s3://{bucket.name}/{key}"
+        for key in ("in/2026/orders_3.csv", "in/orders_1.csv", "in/orders_2.csv")
+    ]
+    # Landing holds exactly the matching objects, byte-for-byte (CRLF and BOM included).
+    folder = workspace / "lake" / landing
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == {
+        key.rsplit("/", 1)[-1]: content for key, content in objects.items()
+    }
+    rows = bronze(workspace)
+    assert [(row["id"], row["amount"], str(row["updated"])) for row in rows] == [
+        (1, 10.5, "2026-01-01"),
+        (2, 20.0, "2026-01-02"),
+        (3, 30.0, "2026-01-03"),
+        (4, 40.0, "2026-01-04"),
+        (5, 50.0, "2026-01-05"),
+    ]
+    assert [row["_source_file"] for row in rows] == [
+        str(landing / name)
+        for name in ("orders_1.csv", "orders_1.csv", "orders_2.csv", "orders_3.csv", "orders_3.csv")
+    ]
+    assert {row["_run_id"] for row in rows} == {"r1"} and {row["dt"] for row in rows} == {
+        "2026-11-30"
+    }
+    assert sample.num_rows == 5
+
+
+def incremental_job(bucket: Bucket) -> IngestJob:
+    return make_job(
+        {"s3_uri": f"s3://{bucket.name}/in"},
+        incremental_mode="incremental",
+        watermark_column="updated",
+    )
+
+
+def test_incremental_prefix_run_lands_only_objects_the_manifest_has_not_seen(
+    empty_workspace: Path, bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = s3_workspace(empty_workspace, bucket.endpoint)
+    bucket.put("in/orders_1.csv", ORDERS_1)
+    bucket.put("in/orders_2.csv", ORDERS_2)
+    job = incremental_job(bucket)
+    first, _ = lakebook.ingest.ingest(s3_context(workspace, "r1"), job, None)
+    assert (first.rows_read, first.rows_written, first.watermark_after) == (3, 3, "2026-01-03")
+
+    bucket.put("in/orders_3.csv", ORDERS_3)
+    context = s3_context(workspace, "r2")
+    loaded = frozenset(entry["fingerprint"] for entry in first.manifest)
+    monkeypatch.setattr(
+        context, "loaded_fingerprints", lambda name: loaded
+    )  # what the runner records
+    second, _ = lakebook.ingest.ingest(context, job, first.watermark_after)
+
+    assert second.source_files == ["landing/demo/things/2026/11/30/r2/orders_3.csv"]
+    assert [entry["uri"] for entry in second.manifest] == [f"s3://{bucket.name}/in/orders_3.csv"]
+    assert (second.rows_read, second.rows_written, second.deduplicated_rows) == (2, 2, 0)
+    assert (second.watermark_before, second.watermark_after) == ("2026-01-03", "2026-01-05")
+    assert_accounting(second)
+    assert [row["id"] for row in bronze(workspace)] == [1, 2, 3, 4, 5]
+
+
+def test_a_late_object_below_the_watermark_is_not_silently_lost(
+    empty_workspace: Path, bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = s3_workspace(empty_workspace, bucket.endpoint)
+    bucket.put("in/orders_1.csv", ORDERS_1)
+    bucket.put("in/orders_2.csv", ORDERS_2)
+    job = incremental_job(bucket)
+    first, _ = lakebook.ingest.ingest(s3_context(workspace, "r1"), job, None)
+
+    bucket.put("in/late.csv", b"id,amount,updated\n6,60,2026-01-02\n")  # arrives after the run
+    bucket.put("in/orders_3.csv", ORDERS_3)
+    context = s3_context(workspace, "r2")
+    loaded = frozenset(entry["fingerprint"] for entry in first.manifest)
+    monkeypatch.setattr(context, "loaded_fingerprints", lambda name: loaded)
+    second, _ = lakebook.ingest.ingest(context, job, first.watermark_after)
+
+    # late.csv is in the manifest the runner will record, so no later run reads it again.
+    assert f"s3://{bucket.name}/in/late.csv" in [entry["uri"] for entry in second.manifest]
+    assert second.rows_read == 3  # every row of the two new objects is accounted for
+    assert second.rows_written + second.dropped_rows == 3

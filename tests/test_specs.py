@@ -207,13 +207,23 @@ def test_incremental_with_watermark_column_is_valid() -> None:
     assert job.watermark_column == "updated_at"
 
 
-def test_incremental_api_source_may_use_the_api_watermark_instead() -> None:
-    job = parsed_ingest(
-        source_type="api",
-        incremental_mode="incremental",
-        config={"api": {"url": "https://example.org/orders", "watermark": {"param_name": "since"}}},
+def test_incremental_api_source_still_needs_the_watermark_column() -> None:
+    # The API parameter says how to ask for new rows; the column says how far the load got.
+    problem = only_problem(
+        pipeline(
+            ingest(
+                source_type="api",
+                incremental_mode="incremental",
+                config={
+                    "api": {
+                        "url": "https://example.org/orders",
+                        "watermark": {"param_name": "since"},
+                    }
+                },
+            )
+        )
     )
-    assert job.watermark_column is None
+    assert "`watermark_column` is required" in problem
 
 
 def test_quarantine_requires_quarantine_path() -> None:
