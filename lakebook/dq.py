@@ -52,14 +52,10 @@ def evaluate(
         return [], 0
     row_rules = [rule for rule in rules if rule.check_type != "row_count"]
     flags = [f"{failing_row_predicate(rule)} AS __rule_{i}" for i, rule in enumerate(row_rules)]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE __flagged AS SELECT *{''.join(', ' + f for f in flags)} "
-        f"FROM {table}"
-    )
-    counts = [f"count_if(__rule_{i})" for i in range(len(row_rules))]
-    row = con.sql(f"SELECT count(*){''.join(', ' + c for c in counts)} FROM __flagged").fetchall()[
-        0
-    ]
+    flagged = f"SELECT *{''.join(', ' + f for f in flags)} FROM {table}"
+    counts = "".join(f", count_if(__rule_{i})" for i in range(len(row_rules)))
+    # One pass computes every row-level rule's count; nothing is materialised unless rows drop.
+    row = con.sql(f"SELECT count(*){counts} FROM ({flagged})").fetchall()[0]
     total = int(row[0])
     outcomes = []
     for i, rule in enumerate(row_rules):
@@ -96,11 +92,10 @@ def evaluate(
         keep = " AND ".join(f"NOT {flag}" for flag in drop_flags)
         before = total
         columns = ", ".join(q(name) for (name, *_rest) in con.sql(f"DESCRIBE {table}").fetchall())
-        con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT {columns} FROM __flagged WHERE {keep}"
-        )
+        con.execute(f"CREATE TABLE __kept AS SELECT {columns} FROM ({flagged}) WHERE {keep}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE __kept RENAME TO {table}")
         dropped = before - int(con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-    con.execute("DROP TABLE IF EXISTS __flagged")
     return outcomes, dropped
 
 
