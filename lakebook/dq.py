@@ -53,7 +53,7 @@ def evaluate(
     row_rules = [rule for rule in rules if rule.check_type != "row_count"]
     flags = [f"{failing_row_predicate(rule)} AS __rule_{i}" for i, rule in enumerate(row_rules)]
     flagged = f"SELECT *{''.join(', ' + f for f in flags)} FROM {table}"
-    counts = "".join(f", count_if(__rule_{i})" for i in range(len(row_rules)))
+    counts = "".join(f", coalesce(count_if(__rule_{i}), 0)" for i in range(len(row_rules)))
     # One pass computes every row-level rule's count; nothing is materialised unless rows drop.
     row = con.sql(f"SELECT count(*){counts} FROM ({flagged})").fetchall()[0]
     total = int(row[0])

@@ -133,7 +133,9 @@ def _lower_bound(
         return watermark
     lag = job.watermark_lag
     if lag.replace(".", "", 1).isdigit():
-        numeric = con.sql(f"SELECT TRY_CAST({quote_literal(watermark)} AS DOUBLE) - {lag}")
+        # Integer watermarks stay integers, so databases compare them with integer columns.
+        kind = "BIGINT" if lag.isdigit() and watermark.lstrip("-").isdigit() else "DOUBLE"
+        numeric = con.sql(f"SELECT TRY_CAST({quote_literal(watermark)} AS {kind}) - {lag}")
         value = numeric.fetchall()[0][0]
     else:
         shifted = con.sql(
@@ -143,14 +145,14 @@ def _lower_bound(
         value = shifted.fetchall()[0][0]
     if value is None:
         raise IngestError(
-            f"Job `{job.name}`: `watermark_lag` `{lag}` does not fit the watermark `{watermark}`: "
+            f"Job `{job.name}`: `watermark_lag` `{lag}` does not fit the last watermark `{watermark}`: "
             "use a number for numeric watermark columns and a duration such as `2 hours` for "
             "date or time columns."
         )
     return str(value)
 
 
-def _reader(job: IngestJob, files: list[LoadFile], all_text: bool) -> str:
+def _reader(job: IngestJob, files: list[LoadFile], all_text: bool, keep_rejects: bool) -> str:
     """DuckDB table function over landed files of one format, with their path as `__landed`."""
     locations = "[" + ", ".join(quote_literal(str(file.path)) for file in files) + "]"
     fmt = files[0].format
@@ -161,10 +163,13 @@ def _reader(job: IngestJob, files: list[LoadFile], all_text: bool) -> str:
             delimiter, header, quote = options.delimiter, options.header, options.quote
             encoding = "utf-8" if options.encoding == "utf-8-sig" else options.encoding
         return (
-            f"read_csv({locations}, header={quote_literal(header)}, "
+            # skip=0: never let the sniffer skip leading lines it cannot fit (silent data loss).
+            f"read_csv({locations}, header={quote_literal(header)}, skip=0, "
             f"delim={quote_literal(delimiter)}, quote={quote_literal(quote)}, "
             f"encoding={quote_literal(encoding)}, all_varchar={quote_literal(all_text)}, "
-            "union_by_name=true, filename='__landed')"
+            # DuckDB keeps rejected lines only when files are read by position, not by name.
+            f"store_rejects={quote_literal(keep_rejects)}, "
+            f"union_by_name={quote_literal(not keep_rejects)}, filename='__landed')"
         )
     if fmt in ("json", "jsonl"):
         layout = "newline_delimited" if fmt == "jsonl" else "auto"
@@ -190,10 +195,7 @@ def _load(
     """Type, check, quarantine, de-duplicate and commit the landed files; returns a sample."""
     incremental = job.incremental_mode == "incremental" and job.watermark_column is not None
     if not fetched.files:
-        if incremental:  # nothing new since the last run: no commit, the watermark stays
-            result.watermark_after = result.watermark_before
-            return pa.table({})
-        raise IngestError(f"Job `{job.name}`: the source returned no data to load.")
+        return _load_nothing(context, job, incremental, result)
     landed = ", ".join(
         f"({quote_literal(str(file.path))}, "
         f"{quote_literal(str(file.path.relative_to(context.lake.root)))})"
@@ -205,19 +207,18 @@ def _load(
     all_text = job.schema_mode == "user" or (
         job.format in TEXT_FORMATS and not job.force_to_parquet
     )
-    reader = _reader(job, fetched.files, all_text)
+    # With quarantine on, CSV lines that cannot be parsed at all are set aside, not fatal.
+    keep_rejects = job.error_handling == "quarantine" and fetched.files[0].format == "csv"
+    reader = _reader(job, fetched.files, all_text, keep_rejects)
     source_columns = [c for c in _columns(con, f"SELECT * FROM {reader}") if c != "__landed"]
     columns = _check_renames(job, source_columns)
+    cast = "::VARCHAR" if all_text and fetched.files[0].format != "csv" else ""
     renames = ", ".join(
-        f"{q(old)} AS {q(new)}" for old, new in zip(source_columns, columns, strict=True)
+        f"{q(old)}{cast} AS {q(new)}" for old, new in zip(source_columns, columns, strict=True)
     )
-    if all_text and fetched.files[0].format != "csv":  # read_csv reads text itself
-        renames = ", ".join(
-            f"{q(old)}::VARCHAR AS {q(new)}"
-            for old, new in zip(source_columns, columns, strict=True)
-        )
     con.execute(f"CREATE VIEW renamed AS SELECT {renames}, __landed FROM {reader}")
     con.execute(f"CREATE TABLE checked AS {_checked_select(job, columns)}")
+    rejected = _collect_rejected_lines(con, job) if keep_rejects else 0
     output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
 
     past_watermark = "TRUE"
@@ -231,16 +232,16 @@ def _load(
         # all new, late ones included; filtering them by watermark would lose them for good.
         if lower_bound is not None and not fetched.manifest:
             past_watermark = f"c.{q(str(job.watermark_column))} >= {quote_literal(lower_bound)}"
-    total, invalid, candidates = con.sql(
-        "SELECT count(*), count_if(__reason IS NOT NULL), "
-        f"count_if(__reason IS NULL AND {past_watermark}) FROM checked c"
+    total, invalid, below_watermark = con.sql(
+        "SELECT count(*), coalesce(count_if(__reason IS NOT NULL), 0), "
+        f"coalesce(count_if(__reason IS NULL AND NOT coalesce({past_watermark}, false)), 0) "
+        "FROM checked c"
     ).fetchall()[0]
-    result.rows_read = int(candidates) + int(invalid)
-    result.quarantined_rows = _handle_invalid_rows(
-        con, context, job, columns, int(invalid), int(total)
-    )
+    result.rows_read = int(total) + rejected
+    result.quarantined_rows = int(invalid) + rejected
+    _check_invalid_rows(con, context, job, result.quarantined_rows, result.rows_read)
 
-    keep = f"c.__reason IS NULL AND {past_watermark}"
+    keep = f"c.__reason IS NULL AND coalesce({past_watermark}, false)"
     boundary_duplicates = 0
     # Rows Bronze holds already are duplicates: those re-read at the boundary or in the look-back
     # window, and for manifest sources any row of a changed file (files are re-read whole).
@@ -264,7 +265,8 @@ def _load(
         f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} {dedupe}"
     )
     result.rows_written = _count(con, f"({output_sql})")
-    result.deduplicated_rows = boundary_duplicates + batch_duplicates
+    # Rows older than the watermark were loaded by an earlier run: they count as duplicates.
+    result.deduplicated_rows = int(below_watermark) + boundary_duplicates + batch_duplicates
     # Counted independently, these must add up; if not, lakebook has a bug and must not commit.
     if result.rows_read != result.rows_written + result.quarantined_rows + result.deduplicated_rows:
         raise LakebookError(
@@ -273,22 +275,12 @@ def _load(
             f"{result.deduplicated_rows}); nothing was committed. This is a bug in lakebook: "
             "please report it with the job's record."
         )
-    top, advances = "NULL", "NULL"
     if incremental:
-        # Every valid row read is now in Bronze (written, or there already), so the watermark is
-        # their maximum; it never moves backwards (the look-back window re-reads older rows).
-        column = f"c.{q(str(job.watermark_column))}"
-        top = f"max({column})::VARCHAR"
-        if result.watermark_before is not None:
-            advances = f"max({column}) > {quote_literal(result.watermark_before)}"
-    watermark_after, moved = con.sql(
-        f"SELECT {top}, {advances} FROM checked c WHERE c.__reason IS NULL AND {past_watermark}"
-    ).fetchall()[0]
-    if incremental:
-        moves = watermark_after is not None and (result.watermark_before is None or moved)
-        result.watermark_after = watermark_after if moves else result.watermark_before
-        if result.rows_written == 0:
-            return pa.table({})  # nothing new: no empty commit
+        result.watermark_after = _new_watermark(con, job, keep_valid=past_watermark, result=result)
+    if result.quarantined_rows:
+        _quarantine(con, context, job, columns, keep_rejects)
+    if incremental and result.rows_written == 0:
+        return pa.table({})  # nothing new: no empty commit
     result.table_version = context.lake.write_table(
         context.lake.table_path(job.dataset),
         con.sql(output_sql).to_arrow_reader(BATCH_ROWS),
@@ -297,6 +289,42 @@ def _load(
         compression=job.compression,
     )
     return con.sql(f"{output_sql} LIMIT {SAMPLE_ROWS}").to_arrow_table()
+
+
+def _load_nothing(
+    context: JobContext, job: IngestJob, incremental: bool, result: JobResult
+) -> pa.Table:
+    """The source had nothing: incremental runs keep the watermark; full runs empty the table."""
+    if incremental:
+        result.watermark_after = result.watermark_before
+        return pa.table({})
+    if context.lake.exists(job.dataset):  # a full snapshot of nothing is an empty table
+        empty = context.lake.read(job.dataset).schema.empty_table()
+        result.table_version = context.lake.write_table(
+            context.lake.table_path(job.dataset),
+            empty,
+            mode="overwrite",
+            partition_by=["dt"] if job.partition_mode == "date" else None,
+            compression=job.compression,
+        )
+    return pa.table({})
+
+
+def _new_watermark(
+    con: duckdb.DuckDBPyConnection, job: IngestJob, keep_valid: str, result: JobResult
+) -> str | None:
+    """The maximum watermark of the valid rows read (all now in Bronze); never moves backwards."""
+    column = f"c.{q(str(job.watermark_column))}"
+    advances = "NULL"
+    if result.watermark_before is not None:
+        advances = f"max({column}) > {quote_literal(result.watermark_before)}"
+    top, moved = con.sql(
+        f"SELECT max({column})::VARCHAR, {advances} FROM checked c "
+        f"WHERE c.__reason IS NULL AND coalesce({keep_valid}, false)"
+    ).fetchall()[0]
+    if top is not None and (result.watermark_before is None or moved):
+        return str(top)
+    return result.watermark_before
 
 
 def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
@@ -379,7 +407,8 @@ def _output_columns(context: JobContext, job: IngestJob, columns: list[str]) -> 
 
 
 def _dedupe_clause(job: IngestJob, columns: list[str]) -> str:
-    """Keep the first row (in source order) of each `dedupe_keys` value."""
+    """Keep one row per `dedupe_keys` value: the first in source order, or the newest by the
+    watermark in incremental loads."""
     if not job.dedupe_keys:
         return ""
     unknown = [key for key in job.dedupe_keys if key not in columns]
@@ -390,7 +419,11 @@ def _dedupe_clause(job: IngestJob, columns: list[str]) -> str:
             f"{', '.join(f'`{c}`' for c in columns)}."
         )
     keys = ", ".join(f"c.{q(key)}" for key in job.dedupe_keys)
-    return f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY c.rowid) = 1"
+    order = "c.rowid"
+    if job.incremental_mode == "incremental" and job.watermark_column:
+        # Incremental loads keep each key's newest version, so none is skipped by the watermark.
+        order = f"c.{q(job.watermark_column)} DESC NULLS LAST, c.rowid"
+    return f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
 
 
 def _boundary_duplicate(
@@ -419,24 +452,28 @@ def _boundary_duplicate(
     return f"SELECT 1 FROM __bronze e WHERE {matches}"
 
 
-def _handle_invalid_rows(
-    con: duckdb.DuckDBPyConnection,
-    context: JobContext,
-    job: IngestJob,
-    columns: list[str],
-    invalid: int,
-    total: int,
-) -> int:
-    """Fail on invalid rows, or append them to the quarantine table; returns how many."""
-    if invalid == 0:
-        return 0
-    located = (
-        "SELECT c.rowid - min(c.rowid) OVER (PARTITION BY c.__landed) + 1 AS __row, c.*, "
-        "f.__source_file FROM checked c JOIN landed_files f USING (__landed)"
+def _collect_rejected_lines(con: duckdb.DuckDBPyConnection, job: IngestJob) -> int:
+    """Gather the CSV lines DuckDB could not parse (kept in its reject tables) into `rejected`."""
+    header = 1 if job.config.file is None or job.config.file.header else 0
+    con.execute(
+        "CREATE TABLE rejected AS SELECT s.file_path AS __landed, e.line - "
+        f"{header} AS __row, string_agg(e.error_message, '; ') AS __reason, "
+        "any_value(e.csv_line) AS __line FROM reject_errors e "
+        "JOIN reject_scans s USING (scan_id, file_id) "
+        "WHERE e.scan_id = (SELECT max(scan_id) FROM reject_scans) GROUP BY ALL"
     )
+    return _count(con, "rejected")
+
+
+def _check_invalid_rows(
+    con: duckdb.DuckDBPyConnection, context: JobContext, job: IngestJob, invalid: int, total: int
+) -> None:
+    """Fail when rows are invalid and `error_handling` is fail, or too many are invalid."""
+    if invalid == 0:
+        return
     if job.error_handling == "fail":
         examples = con.sql(
-            f"SELECT __source_file, __row, __reason FROM ({located}) WHERE __reason IS NOT NULL "
+            f"SELECT __source_file, __row, __reason FROM ({LOCATED}) WHERE __reason IS NOT NULL "
             f"ORDER BY __source_file, __row LIMIT {ERROR_EXAMPLES}"
         ).fetchall()
         lines = "\n".join(f"  {Path(f).name} row {row}: {why}" for f, row, why in examples)
@@ -455,14 +492,40 @@ def _handle_invalid_rows(
             f"more than `max_invalid_ratio` {limit:.1%}; nothing was written. The source looks "
             "broken: check it, or raise `max_invalid_ratio` if this is expected."
         )
-    # The raw text of each column, exactly as read, beside why the row was refused.
+
+
+LOCATED = (
+    "SELECT c.rowid - min(c.rowid) OVER (PARTITION BY c.__landed) + 1 AS __row, c.*, "
+    "f.__source_file FROM checked c JOIN landed_files f USING (__landed)"
+)
+
+
+def _quarantine(
+    con: duckdb.DuckDBPyConnection,
+    context: JobContext,
+    job: IngestJob,
+    columns: list[str],
+    with_rejected_lines: bool,
+) -> None:
+    """Append the invalid rows to the quarantine table: the source columns as text, why, where."""
+    now = f"TIMESTAMPTZ {quote_literal(datetime.now(timezone.utc).isoformat())}"
+    run = quote_literal(context.run_id)
     raw = ", ".join(f"__raw.{q(column)} AS {q(column)}" for column in columns)
-    now = datetime.now(timezone.utc).isoformat()
+    parts = [
+        f"SELECT {raw}, NULL::VARCHAR AS _raw_line, __reason AS _reason, "
+        f"__source_file AS _source_file, __row AS _source_row, {run} AS _run_id, "
+        f"{now} AS _quarantined_at FROM ({LOCATED}) WHERE __reason IS NOT NULL"
+    ]
+    if with_rejected_lines:
+        nulls = ", ".join(f"NULL::VARCHAR AS {q(column)}" for column in columns)
+        parts.append(
+            f"SELECT {nulls}, r.__line AS _raw_line, "
+            "'line could not be parsed: ' || r.__reason AS _reason, "
+            f"f.__source_file AS _source_file, r.__row AS _source_row, {run} AS _run_id, "
+            f"{now} AS _quarantined_at FROM rejected r JOIN landed_files f USING (__landed)"
+        )
     rows = con.sql(
-        f"SELECT {raw}, __reason AS _reason, __source_file AS _source_file, "
-        f"__row AS _source_row, {quote_literal(context.run_id)} AS _run_id, "
-        f"TIMESTAMPTZ {quote_literal(now)} AS _quarantined_at FROM ({located}) "
-        "WHERE __reason IS NOT NULL ORDER BY __source_file, __row"
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY _source_file, _source_row"
     ).to_arrow_table()
     assert job.quarantine_path is not None
     context.lake.write_table(
@@ -471,4 +534,3 @@ def _handle_invalid_rows(
         mode="append",
         compression=job.compression,
     )
-    return invalid

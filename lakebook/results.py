@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import nbformat
-
 RESULT_MIME_TYPE = "application/vnd.lakebook.result+json"
 
 
@@ -56,6 +54,8 @@ class JobResult:
 
 def read_result(notebook_path: str) -> JobResult | None:
     """The JobResult a notebook emitted, or None when it emitted none (e.g. it failed first)."""
+    import nbformat  # slow to import (~1 s); job kernels never need it
+
     notebook = nbformat.read(notebook_path, as_version=4)
     for cell in reversed(notebook.cells):
         for output in reversed(cell.get("outputs", [])):

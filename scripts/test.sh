@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
-python -m pip install --quiet -e ".[dev]"
+# torch first, pinned to the CPU build this machine kind keeps on disk, then the extras.
+python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet -e ".[dev,embeddings]"
 
 ruff check lakebook tests bench
 ruff format --check lakebook tests bench

@@ -465,3 +465,67 @@ def test_landing_retention_purges_old_run_folders(empty_workspace: Path) -> None
     ingest(make_context(empty_workspace, "new"), job, None)
     assert not old.exists()
     assert (empty_workspace / "lake/landing/demo/things/2026/11/30/new/a.csv").is_file()
+
+
+def test_unparseable_csv_lines_are_quarantined_with_the_line(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"id,name\n1,a\n2,b,extra\n3\n4,d\n")
+    job = make_job(
+        error_handling="quarantine",
+        quarantine_path="quarantine/things",
+        max_invalid_ratio=0.6,
+        config={"file": {"path": path}},
+    )
+    result, _ = ingest(make_context(empty_workspace), job, None)
+    assert (result.rows_read, result.rows_written, result.quarantined_rows) == (4, 2, 2)
+    assert [row["id"] for row in bronze_rows(empty_workspace)] == [1, 4]
+    quarantine = DeltaTable(str(empty_workspace / "lake" / "quarantine" / "things"))
+    rows = sorted(quarantine.to_pyarrow_table().to_pylist(), key=lambda row: row["_source_row"])
+    assert [(row["_source_row"], row["_raw_line"]) for row in rows] == [(2, "2,b,extra"), (3, "3")]
+    assert rows[0]["_reason"].startswith("line could not be parsed: Expected Number of Columns")
+
+
+def test_unparseable_csv_line_fails_the_job_when_error_handling_is_fail(
+    empty_workspace: Path,
+) -> None:
+    path = source(empty_workspace, "a.csv", b"id,name\n1,a\n2,b,extra\n")
+    with pytest.raises(IngestError, match="could not be read"):
+        ingest(make_context(empty_workspace), make_job(config={"file": {"path": path}}), None)
+
+
+def test_incremental_dedupe_keeps_the_newest_version_of_a_key(empty_workspace: Path) -> None:
+    path = source(empty_workspace, "a.csv", b"id,v,updated\n1,new,2024-01-05\n1,old,2024-01-01\n")
+    job = make_job(
+        incremental_mode="incremental",
+        watermark_column="updated",
+        dedupe_keys=["id"],
+        config={"file": {"path": path}},
+    )
+    result, _ = ingest(make_context(empty_workspace), job, None)
+    assert (result.rows_written, result.deduplicated_rows) == (1, 1)
+    assert bronze_rows(empty_workspace)[0]["v"] == "new"
+
+
+def test_numeric_watermark_lag_keeps_integer_watermarks_integral() -> None:
+    import duckdb
+
+    from lakebook.ingest import _lower_bound
+
+    job = make_job(
+        incremental_mode="incremental",
+        watermark_column="seq",
+        watermark_lag="5",
+        config={"file": {"path": "x.csv"}},
+    )
+    assert _lower_bound(duckdb.connect(), job, "100") == "95"
+
+
+def test_full_snapshot_of_an_empty_api_result_empties_the_table(empty_workspace: Path) -> None:
+    from lakebook.ingest import _load_nothing
+
+    path = source(empty_workspace, "a.csv", b"id\n1\n")
+    job = make_job(config={"file": {"path": path}})
+    ingest(make_context(empty_workspace), job, None)
+    result = JobResult(job="things", dataset="bronze.things")
+    _load_nothing(make_context(empty_workspace, "r2"), job, False, result)
+    assert result.table_version == 1
+    assert bronze_rows(empty_workspace) == []

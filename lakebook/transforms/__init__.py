@@ -3,7 +3,7 @@
 A builder module has `build(con, job, run)`: the job's inputs are registered in `con` by name
 (alias or table name), the dataset's current table (when it exists) as `__existing`, and DuckDB's
 external access is already off. It must leave the job's result in the table `output`. A module may
-also define `after_write(context, job, table)`, called after the Delta commit (e.g. to export files).
+also define `after_write(context, job, con)`, called after the Delta commit (e.g. to export files).
 """
 
 from __future__ import annotations
