@@ -50,6 +50,14 @@ class Lakebook(Configurable):
     duckdb_memory_limit = Unicode(
         "1GB", help="Memory DuckDB may use inside one job before it spills to disk."
     ).tag(config=True)
+    lock_timeout_seconds = Float(
+        600.0,
+        min=0,
+        help=(
+            "How long a dataset job waits for another run that is writing the same dataset "
+            "before it fails (0 = fail at once)."
+        ),
+    ).tag(config=True)
     connections = Dict(
         default_value={},
         help=(

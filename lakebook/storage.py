@@ -2,18 +2,32 @@
 
 Datasets are Delta Lake tables addressed `<layer>.<name>`. Every write is one Delta commit, so a failed
 or killed job leaves the previous version intact. Paths from users are confined to the lake.
+A per-dataset write lock (`Lake.write_lock`) makes read-modify-write jobs (SCD2, upsert) atomic with
+respect to each other: two runs never write one dataset at the same time.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
 import re
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
-from lakebook.errors import DatasetNotFoundError, PathOutsideWorkspaceError
+from lakebook.errors import DatasetNotFoundError, LakebookError, PathOutsideWorkspaceError
+from lakebook.sql import quote_identifier as q
+
+log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold")
 DATASET_PATTERN = re.compile(r"^(bronze|silver|gold)\.([a-z][a-z0-9_]*)$")
@@ -25,6 +39,34 @@ COMPRESSION_CODECS: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]]
 }
 
 WriteMode = Literal["append", "overwrite"]
+LOCKS_DIR = "_locks"
+LOCK_POLL_SECONDS = 0.05
+
+
+class DatasetLockTimeoutError(LakebookError):
+    """Another run held a dataset's write lock for longer than the configured timeout."""
+
+    def __init__(self, dataset: str, holder: dict[str, Any] | None, waited: float) -> None:
+        self.dataset = dataset
+        self.holder = holder
+        self.waited = waited
+        super().__init__(
+            f"Dataset `{dataset}` is being written by another run ({describe_holder(holder)}); "
+            f"gave up after waiting {waited:g} s. Let that run finish and run again, or raise "
+            "`c.Lakebook.lock_timeout_seconds` in jupyter_config.py."
+        )
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    """`run r1, job dim_customer, pid 123 on host h since …` from a lock file's record."""
+    if not holder:
+        return "holder unknown"
+    parts = [f"{key} {holder[key]}" for key in ("run", "job") if holder.get(key)]
+    if holder.get("pid"):
+        parts.append(f"pid {holder['pid']} on host {holder.get('host', '?')}")
+    if holder.get("since"):
+        parts.append(f"since {holder['since']}")
+    return ", ".join(parts) or "holder unknown"
 
 
 def confine(base: Path, relative: str | Path, what: str = "path") -> Path:
@@ -111,6 +153,74 @@ class Lake:
                     found.append(f"{layer}.{child.name}")
         return found
 
+    def lock_path(self, dataset: str) -> Path:
+        """The lock file of a dataset: `<lake>/_locks/<layer>.<name>.lock`."""
+        layer, name = split_dataset(dataset)
+        return self.root / LOCKS_DIR / f"{layer}.{name}.lock"
+
+    def lock_holder(self, dataset: str) -> dict[str, Any] | None:
+        """Who holds the dataset's write lock, as recorded in the lock file (None when free)."""
+        try:
+            text = self.lock_path(dataset).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            holder = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError:  # the holder is still writing its record
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    @contextmanager
+    def write_lock(
+        self, dataset: str, *, timeout: float, run: str = "", job: str = ""
+    ) -> Iterator[None]:
+        """Hold the dataset's exclusive write lock; wait up to `timeout` seconds for it.
+
+        An OS file lock (`flock`), so a crashed or killed holder releases it automatically. The
+        holder's run, job and pid are recorded in the lock file for the message of a waiter that
+        gives up (`DatasetLockTimeoutError`).
+        """
+        path = self.lock_path(dataset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            started = time.monotonic()
+            waiting_logged = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    waited = time.monotonic() - started
+                    if waited >= timeout:
+                        raise DatasetLockTimeoutError(
+                            dataset, self.lock_holder(dataset), round(waited, 1)
+                        ) from None
+                    if not waiting_logged:
+                        log.info(
+                            "Waiting for the write lock on `%s` (%s)",
+                            dataset,
+                            describe_holder(self.lock_holder(dataset)),
+                        )
+                        waiting_logged = True
+                    time.sleep(min(LOCK_POLL_SECONDS, max(timeout - waited, 0.0)))
+            record = {
+                "run": run,
+                "job": job,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     def write_table(
         self,
         path: Path,
@@ -119,15 +229,71 @@ class Lake:
         mode: WriteMode,
         partition_by: list[str] | None = None,
         compression: str = "snappy",
+        predicate: str | None = None,
     ) -> int:
-        """Write `data` as ONE Delta commit at `path`; returns the new table version."""
+        """Write `data` as ONE Delta commit at `path`; returns the new table version.
+
+        With a `predicate` (overwrite only), only the rows matching it are replaced (Delta's
+        replace-where); every row of `data` must match it.
+        """
         path.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            str(path),
+        properties = WriterProperties(compression=COMPRESSION_CODECS[compression])
+        if mode == "append":
+            if predicate is not None:
+                raise ValueError("a predicate only applies to mode='overwrite'")
+            write_deltalake(
+                str(path),
+                data,
+                mode="append",
+                partition_by=partition_by or None,
+                schema_mode="merge",
+                writer_properties=properties,
+            )
+        else:
+            write_deltalake(
+                str(path),
+                data,
+                mode="overwrite",
+                partition_by=partition_by or None,
+                # replace-where keeps the table's schema; a full overwrite may change it
+                schema_mode=None if predicate is not None else "overwrite",
+                predicate=predicate,
+                writer_properties=properties,
+            )
+        return int(DeltaTable(str(path)).version())
+
+    def merge_table(
+        self,
+        path: Path,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        keys: list[str],
+        columns: list[str],
+        compression: str = "snappy",
+    ) -> int:
+        """Upsert `data` (with `columns`) into the table at `path` by `keys`, as ONE Delta commit.
+
+        Matched rows are updated only when a value differs, unmatched rows inserted, so merging
+        data the table already holds commits nothing. Returns the table version after the merge.
+        """
+        table = self.open_table(path)
+        table_columns = {field.name for field in table.schema().fields}
+        condition = " AND ".join(f"target.{q(key)} = source.{q(key)}" for key in keys)
+        merger = table.merge(
             data,
-            mode=mode,
-            partition_by=partition_by or None,
-            schema_mode="merge" if mode == "append" else "overwrite",
+            condition,
+            source_alias="source",
+            target_alias="target",
+            merge_schema=True,
             writer_properties=WriterProperties(compression=COMPRESSION_CODECS[compression]),
         )
+        values = [column for column in columns if column not in keys]
+        if any(column not in table_columns for column in values):
+            merger = merger.when_matched_update_all()  # a new column: every row gains it
+        elif values:
+            changed = " OR ".join(  # parenthesised: DataFusion binds OR tighter here
+                f"(target.{q(column)} IS DISTINCT FROM source.{q(column)})" for column in values
+            )
+            merger = merger.when_matched_update_all(predicate=changed)
+        merger.when_not_matched_insert_all().execute()
         return int(DeltaTable(str(path)).version())

@@ -4,17 +4,35 @@ The transform itself comes from a builder (`lakebook.transforms`), chosen by `tr
 Inputs are visible to it by name. External access is switched off before any user SQL runs, so it
 cannot read or write files beyond the datasets it was given. Then the result is conformed to
 `target_schema`, its data-quality rules run (blocking ones fail the job before anything is
-committed), and it is written with the job's `refresh_mode`.
+committed), and it is written with the job's `refresh_mode`:
+
+- `full_refresh`: the result replaces the table.
+- `append`: the result is added to the table (an empty result commits nothing).
+- `overwrite_partition`: the result replaces the rows whose first `partitioning` column (a DATE)
+  falls in the run's window: the run date and the days before it, `refresh_window` long (default
+  `1 day`, the run date only). A result row outside the window (or with no date) fails the job
+  before anything is written: silently dropping it could lose data the user meant to write.
+- `upsert`: the result is merged into the table by `unique_key` (changed rows updated, new rows
+  inserted; rows only in the table are kept). Null or repeated keys fail the job.
+
+The SQL sees the run through DuckDB variables: `getvariable('run_date')`, `getvariable('run_time')`
+and, for `overwrite_partition`, `getvariable('window_start')` / `getvariable('window_end')`.
+
+The dataset's write lock (`Lake.write_lock`) is held from reading its current table through the
+commit, so read-modify-write jobs (SCD2, upsert) of two runs never interleave.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
 from lakebook import dq
 from lakebook.errors import TransformError
@@ -28,6 +46,51 @@ from lakebook.transforms import RunInfo, builder_for
 
 SAMPLE_ROWS = 10
 BATCH_ROWS = 128 * 1024
+WINDOW_PATTERN = re.compile(r"^\s*(\d+)\s*(day|days|week|weeks)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RefreshWindow:
+    """The dates an `overwrite_partition` run replaces: `start` to `end`, both included."""
+
+    start: date
+    end: date
+    column: str
+
+    def predicate(self) -> str:
+        """The replace-where condition, in the SQL Delta understands."""
+        return (
+            f"{q(self.column)} >= '{self.start.isoformat()}' AND "
+            f"{q(self.column)} <= '{self.end.isoformat()}'"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} to {self.end.isoformat()}"
+
+
+def window_days(job: DatasetJob) -> int:
+    """How many days `refresh_window` covers (`3 days`, `2 weeks`); 1 when it is not set."""
+    if job.refresh_window is None:
+        return 1
+    match = WINDOW_PATTERN.match(job.refresh_window)
+    if not match or int(match.group(1)) < 1:
+        raise TransformError(
+            f"Job `{job.name}`: `refresh_window` `{job.refresh_window}` is not a window. "
+            "Write a positive number of days or weeks, e.g. `3 days` or `2 weeks`."
+        )
+    count = int(match.group(1))
+    return count * 7 if match.group(2).lower().startswith("week") else count
+
+
+def refresh_window(job: DatasetJob, run_date: date) -> RefreshWindow:
+    """The window of an `overwrite_partition` run: the run date and the days before it."""
+    days = window_days(job)
+    return RefreshWindow(run_date - timedelta(days=days - 1), run_date, job.partitioning[0])
+
+
+def utc_now() -> datetime:
+    """The run time of a dataset job (SCD2 versions start at it); tests replace this clock."""
+    return datetime.now(timezone.utc)
 
 
 def table_path(context: JobContext, job: DatasetJob) -> Path:
@@ -40,6 +103,10 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
     builder = builder_for(job.transform_type)
     result = JobResult(job=job.name, dataset=job.dataset)
     path = table_path(context, job)
+    run_time = utc_now()
+    window = (
+        refresh_window(job, context.run_date) if job.refresh_mode == "overwrite_partition" else None
+    )
     with tempfile.TemporaryDirectory(prefix="lakebook-transform-") as scratch:
         con = duckdb.connect(str(Path(scratch) / "transform.duckdb"))
         try:
@@ -47,48 +114,174 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
                 f"SET memory_limit = {quote_literal(str(context.settings.duckdb_memory_limit))}"
             )
             con.execute(f"SET temp_directory = {quote_literal(str(Path(scratch) / 'spill'))}")
+            con.execute("SET TimeZone = 'UTC'")
+            _set_run_variables(con, context.run_date, run_time, window)
             for item in job.inputs:
                 dataset = context.lake.table(item.dataset).to_pyarrow_dataset()
                 con.register(item.name, dataset)
                 result.rows_read += dataset.count_rows()
-            has_existing = context.lake.is_table(path)
-            if has_existing:
-                con.register("__existing", context.lake.open_table(path).to_pyarrow_dataset())
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            run = RunInfo(
-                context.run_id, context.run_date, datetime.now(timezone.utc), has_existing
-            )
-            builder.build(con, job, run)
-            if job.target_schema:
-                _conform_to_target_schema(con, job)
-            outcomes, dropped = dq.evaluate(con, "output", job.data_quality, job.name)
-            result.dq = outcomes
-            result.dropped_rows = dropped
-            result.rows_written = int(con.sql("SELECT count(*) FROM output").fetchall()[0][0])
-            result.table_version = _write(context, job, con, path)
-            sample = con.sql(f"SELECT * FROM output LIMIT {SAMPLE_ROWS}").to_arrow_table()
-            after_write = getattr(builder, "after_write", None)
-            if after_write is not None:
-                after_write(context, job, con)
+            with context.lake.write_lock(
+                job.dataset,
+                timeout=float(context.settings.lock_timeout_seconds),
+                run=context.run_id,
+                job=job.name,
+            ):
+                existing_version = None
+                if context.lake.is_table(path):
+                    existing = context.lake.open_table(path)
+                    existing_version = int(existing.version())
+                    con.register("__existing", existing.to_pyarrow_dataset())
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
+                run = RunInfo(
+                    context.run_id, context.run_date, run_time, existing_version is not None
+                )
+                builder.build(con, job, run)
+                if job.target_schema:
+                    _conform_to_target_schema(con, job)
+                outcomes, dropped = dq.evaluate(con, "output", job.data_quality, job.name)
+                result.dq = outcomes
+                result.dropped_rows = dropped
+                unchanged = getattr(builder, "unchanged", None)
+                if existing_version is not None and unchanged is not None and unchanged(con, job):
+                    # The builder found the table already holds exactly this result: no commit.
+                    result.table_version = existing_version
+                else:
+                    result.rows_written = int(
+                        con.sql("SELECT count(*) FROM output").fetchall()[0][0]
+                    )
+                    result.table_version = _write(context, job, con, path, window)
+                sample = con.sql(f"SELECT * FROM output LIMIT {SAMPLE_ROWS}").to_arrow_table()
+                after_write = getattr(builder, "after_write", None)
+                if after_write is not None:
+                    after_write(context, job, con)
         finally:
             con.close()
     return result, sample
 
 
-def _write(context: JobContext, job: DatasetJob, con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Commit `output` with the job's refresh mode; returns the new table version."""
-    if job.refresh_mode not in ("full_refresh", "append"):
-        raise TransformError(
-            f"Job `{job.name}`: refresh_mode `{job.refresh_mode}` cannot be written yet."
+def _set_run_variables(
+    con: duckdb.DuckDBPyConnection,
+    run_date: date,
+    run_time: datetime,
+    window: RefreshWindow | None,
+) -> None:
+    """Expose the run date, time and refresh window to SQL as DuckDB variables."""
+    con.execute(f"SET VARIABLE run_date = DATE '{run_date.isoformat()}'")
+    con.execute(f"SET VARIABLE run_time = TIMESTAMPTZ '{run_time.isoformat()}'")
+    if window is not None:
+        con.execute(f"SET VARIABLE window_start = DATE '{window.start.isoformat()}'")
+        con.execute(f"SET VARIABLE window_end = DATE '{window.end.isoformat()}'")
+
+
+def _write(
+    context: JobContext,
+    job: DatasetJob,
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    window: RefreshWindow | None,
+) -> int:
+    """Commit `output` with the job's refresh mode as ONE Delta commit; returns the table version.
+
+    Every check happens before the commit, so a failure leaves the table at its previous version.
+    """
+    lake = context.lake
+    exists = lake.is_table(path)
+    columns = [str(row[0]) for row in con.sql("DESCRIBE output").fetchall()]
+    predicate = None
+    if job.refresh_mode == "upsert":
+        _check_unique_key(con, job, columns)
+    elif job.refresh_mode == "overwrite_partition":
+        assert window is not None  # computed for every overwrite_partition run
+        _check_window(con, job, window)
+        predicate = window.predicate() if exists else None
+    elif (
+        job.refresh_mode == "append"
+        and exists
+        and not con.sql("SELECT count(*) FROM output").fetchall()[0][0]
+    ):
+        return int(lake.open_table(path).version())  # nothing to add: no empty commit
+    reader = con.sql("SELECT * FROM output").to_arrow_reader(BATCH_ROWS)
+    try:
+        if job.refresh_mode == "upsert" and exists:
+            return lake.merge_table(
+                path, reader, keys=job.unique_key, columns=columns, compression=job.compression
+            )
+        return lake.write_table(
+            path,
+            reader,
+            mode="append" if job.refresh_mode == "append" else "overwrite",
+            partition_by=job.partitioning or None,
+            compression=job.compression,
+            predicate=predicate,
         )
-    return context.lake.write_table(
-        path,
-        con.sql("SELECT * FROM output").to_arrow_reader(BATCH_ROWS),
-        mode="append" if job.refresh_mode == "append" else "overwrite",
-        partition_by=job.partitioning or None,
-        compression=job.compression,
-    )
+    except DeltaError as error:
+        raise TransformError(
+            f"Job `{job.name}`: writing `{job.dataset}` ({job.refresh_mode}) failed: {error}. "
+            "Nothing was committed; the table keeps its previous version."
+        ) from error
+
+
+def _check_unique_key(con: duckdb.DuckDBPyConnection, job: DatasetJob, columns: list[str]) -> None:
+    """Upsert keys must exist, be non-null and identify one row of the result each."""
+    missing = [key for key in job.unique_key if key not in columns]
+    if missing:
+        raise TransformError(
+            f"Job `{job.name}`: `unique_key` column(s) {', '.join(f'`{m}`' for m in missing)} "
+            f"are not in the result (its columns: {', '.join(columns)}). Fix `unique_key`."
+        )
+    keys = ", ".join(q(key) for key in job.unique_key)
+    nulls = con.sql(
+        "SELECT count(*) FROM output WHERE "
+        + " OR ".join(f"{q(key)} IS NULL" for key in job.unique_key)
+    ).fetchall()[0][0]
+    if nulls:
+        raise TransformError(
+            f"Job `{job.name}`: {nulls} row(s) of the result have a null `unique_key` column "
+            f"({', '.join(job.unique_key)}); upsert cannot match them. Filter or fill them in the SQL."
+        )
+    repeated = con.sql(
+        f"SELECT {keys}, count(*) FROM output GROUP BY ALL HAVING count(*) > 1 "
+        f"ORDER BY {keys} LIMIT 1"
+    ).fetchall()
+    if repeated:
+        *values, count = repeated[0]
+        key_text = ", ".join(
+            f"{name}={value!r}" for name, value in zip(job.unique_key, values, strict=True)
+        )
+        raise TransformError(
+            f"Job `{job.name}`: the key ({key_text}) appears {count} times in the result; upsert "
+            "needs one row per `unique_key`. Deduplicate in the SQL (e.g. keep the latest row)."
+        )
+
+
+def _check_window(con: duckdb.DuckDBPyConnection, job: DatasetJob, window: RefreshWindow) -> None:
+    """The partition column is a DATE and every row of the result falls in the window."""
+    types = {str(row[0]): str(row[1]) for row in con.sql("DESCRIBE output").fetchall()}
+    column = window.column
+    if column not in types:
+        raise TransformError(
+            f"Job `{job.name}`: the partition column `{column}` (first of `partitioning`) is not "
+            "in the result. Select it in the SQL or fix `partitioning`."
+        )
+    if types[column] != "DATE":
+        raise TransformError(
+            f"Job `{job.name}`: overwrite_partition needs the partition column `{column}` to be "
+            f"a DATE, but it is {types[column]}. Cast it in the SQL (`CAST(... AS DATE)`)."
+        )
+    outside = con.sql(
+        f"SELECT count(*) FROM output WHERE {q(column)} IS NULL "
+        f"OR {q(column)} < DATE '{window.start.isoformat()}' "
+        f"OR {q(column)} > DATE '{window.end.isoformat()}'"
+    ).fetchall()[0][0]
+    if outside:
+        raise TransformError(
+            f"Job `{job.name}`: {outside} row(s) of the result have `{column}` outside the "
+            f"refresh window {window} (or no date); overwrite_partition only replaces the "
+            "window's partitions, so nothing was written. Keep only the window's rows in the SQL "
+            f"(`WHERE {column} BETWEEN getvariable('window_start') AND getvariable('window_end')`) "
+            "or widen `refresh_window`."
+        )
 
 
 def _conform_to_target_schema(con: duckdb.DuckDBPyConnection, job: DatasetJob) -> None:
