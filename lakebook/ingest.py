@@ -90,7 +90,14 @@ def ingest(
             result.manifest = [
                 {"uri": entry.uri, "fingerprint": entry.fingerprint} for entry in fetched.manifest
             ]
-            sample = _load(con, context, job, fetched, lower_bound, result)
+            # Held from reading Bronze (boundary de-duplication) through the commit.
+            with context.lake.write_lock(
+                job.dataset,
+                timeout=float(context.settings.lock_timeout_seconds),
+                run=context.run_id,
+                job=job.name,
+            ):
+                sample = _load(con, context, job, fetched, lower_bound, result)
         except duckdb.Error as error:
             raise IngestError(f"Job `{job.name}`: the source could not be read: {error}") from None
         finally:
