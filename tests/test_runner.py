@@ -39,7 +39,7 @@ def test_demo_runs_end_to_end(demo_run: tuple[Workspace, RunSummary]) -> None:
     order = [job.job for job in summary.jobs]
     assert order[0] == "raw_customers"  # the reference ingest comes first
     assert order.index("orders") > max(order.index("raw_orders"), order.index("raw_payments"))
-    assert order[-1] == "daily_revenue"
+    assert set(order[-2:]) == {"daily_revenue", "monthly_revenue"}  # gold last
     assert summary.job("raw_orders").rows_written == 99
     assert summary.job("raw_payments").rows_written == 113
 
@@ -77,6 +77,47 @@ def test_demo_gold_matches_plain_duckdb_over_the_raw_files(
     assert [tuple(row.values()) for row in actual.to_pylist()] == [
         (day, orders, customers, pytest.approx(revenue))
         for day, orders, customers, revenue in expected
+    ]
+
+
+def test_demo_monthly_metrics_match_plain_duckdb(demo_run: tuple[Workspace, RunSummary]) -> None:
+    workspace, _ = demo_run
+    expected = duckdb.sql(
+        f"""
+        WITH orders AS (
+            SELECT o.id, o.user_id, o.order_date, o.status, coalesce(sum(p.amount), 0) / 100.0 AS amount
+            FROM read_csv('{JAFFLE_DATA / "raw_orders.csv"}') o
+            LEFT JOIN read_csv('{JAFFLE_DATA / "raw_payments.csv"}') p ON p.order_id = o.id
+            GROUP BY ALL
+        )
+        SELECT date_trunc('month', order_date)::DATE, status, count(*), count(DISTINCT user_id),
+               sum(amount), sum(amount) / count(*)
+        FROM orders GROUP BY ALL ORDER BY 1, 2
+        """
+    ).fetchall()
+    actual = workspace.query(
+        "SELECT month, status, orders, customers, revenue, revenue_per_order "
+        "FROM gold.monthly_revenue ORDER BY month, status"
+    )
+    assert [tuple(row.values()) for row in actual.to_pylist()] == [
+        (month, status, n, c, pytest.approx(revenue), pytest.approx(per_order))
+        for month, status, n, c, revenue, per_order in expected
+    ]
+
+
+def test_demo_customer_dimension_has_one_current_version_per_customer(
+    demo_run: tuple[Workspace, RunSummary],
+) -> None:
+    workspace, _ = demo_run
+    rows = workspace.query(
+        "SELECT count(*) AS versions, count_if(is_current) AS current, "
+        "count(DISTINCT id) AS customers, count_if(effective_to IS NULL) AS open "
+        "FROM silver.dim_customers"
+    ).to_pylist()
+    raw = duckdb.sql(f"SELECT count(*) FROM read_csv('{JAFFLE_DATA / 'raw_customers.csv'}')")
+    customers = raw.fetchall()[0][0]
+    assert rows == [
+        {"versions": customers, "current": customers, "customers": customers, "open": customers}
     ]
 
 
