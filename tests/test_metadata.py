@@ -397,7 +397,7 @@ def test_demo_pipeline_records_runs_in_postgresql(
         assert [r.id for r in store.pipeline_runs("jaffle_shop")] == [summary.run_id]
 
         job_runs = store.job_runs(summary.run_id)
-        assert len(job_runs) == 6
+        assert len(job_runs) == len(summary.jobs) == 8
         assert [j.job for j in job_runs] == [line.job for line in summary.jobs]
         written = {line.job: line.rows_written for line in summary.jobs}
         assert {j.job: j.rows_written for j in job_runs} == written
