@@ -93,7 +93,10 @@ def evaluate(
         before = total
         columns = ", ".join(q(name) for (name, *_rest) in con.sql(f"DESCRIBE {table}").fetchall())
         con.execute(f"CREATE TABLE __kept AS SELECT {columns} FROM ({flagged}) WHERE {keep}")
-        con.execute(f"DROP TABLE {table}")
+        is_view = con.sql(
+            f"SELECT count(*) FROM duckdb_views() WHERE view_name = {quote_literal(table)}"
+        ).fetchall()[0][0]
+        con.execute(f"DROP {'VIEW' if is_view else 'TABLE'} {table}")
         con.execute(f"ALTER TABLE __kept RENAME TO {table}")
         dropped = before - int(con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     return outcomes, dropped

@@ -108,7 +108,8 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
         refresh_window(job, context.run_date) if job.refresh_mode == "overwrite_partition" else None
     )
     with tempfile.TemporaryDirectory(prefix="lakebook-transform-") as scratch:
-        con = duckdb.connect(str(Path(scratch) / "transform.duckdb"))
+        # In memory, spilling to `scratch` past the memory limit: faster than a database file.
+        con = duckdb.connect()
         try:
             con.execute(
                 f"SET memory_limit = {quote_literal(str(context.settings.duckdb_memory_limit))}"
@@ -326,4 +327,6 @@ def _conform_to_target_schema(con: duckdb.DuckDBPyConnection, job: DatasetJob) -
                     f"{counts[position]} null value(s)."
                 )
             position += 1
-    con.execute(f"CREATE OR REPLACE TABLE output AS SELECT {', '.join(casts)} FROM output")
+    # A view: the casts are cheap, re-materialising every row is not.
+    con.execute("ALTER TABLE output RENAME TO __unconformed")
+    con.execute(f"CREATE VIEW output AS SELECT {', '.join(casts)} FROM __unconformed")
