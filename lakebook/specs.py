@@ -505,6 +505,13 @@ class DatasetJob(Spec):
         default_factory=list, description="Columns identifying a row (upsert merges on them)."
     )
     partitioning: list[str] = Field(default_factory=list)
+    output_path: str | None = Field(
+        default=None,
+        description=(
+            "Where the table lives, relative to the lake (default `<layer>/<name>`); the dataset "
+            "keeps its `<layer>.<name>` address."
+        ),
+    )
     format: Literal["delta"] = "delta"
     compression: Compression = "snappy"
     data_quality: list[DQRule] = Field(default_factory=list)
@@ -543,6 +550,17 @@ class DatasetJob(Spec):
         problems = []
         if self.transform_type == "sql" and not self.sql_text:
             problems.append("`sql_text` is required when `transform_type` is `sql`")
+        if "target_schema" in self.model_fields_set and not self.target_schema:
+            problems.append(
+                "`target_schema` is empty: list the output columns with `name` and `type`, "
+                "or leave the field out to keep the result's own columns"
+            )
+        if self.output_path is not None and (
+            self.output_path.startswith("/") or ".." in self.output_path.split("/")
+        ):
+            problems.append(
+                f"`output_path` `{self.output_path}` must be a path inside the lake, relative to it"
+            )
         config_field = TRANSFORM_CONFIG_FIELD.get(self.transform_type)
         if config_field and getattr(self, config_field) is None:
             problems.append(

@@ -30,6 +30,7 @@ from lakebook.sql import quote_identifier as q
 log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold")
+LOCATIONS_DIR = "_locations"  # datasets written to an `output_path` are registered here
 DATASET_PATTERN = re.compile(r"^(bronze|silver|gold)\.([a-z][a-z0-9_]*)$")
 COMPRESSION_CODECS: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] = {
     "snappy": "SNAPPY",
@@ -99,9 +100,24 @@ class Lake:
         self.root = root.resolve()
 
     def table_path(self, dataset: str) -> Path:
-        """Folder of the Delta table for `<layer>.<name>`."""
+        """Folder of the Delta table for `<layer>.<name>`: `<layer>/<name>`, or the `output_path`
+        the dataset was registered at."""
         layer, name = split_dataset(dataset)
+        pointer = self.root / LOCATIONS_DIR / f"{layer}.{name}.json"
+        if pointer.is_file():
+            location = json.loads(pointer.read_text(encoding="utf-8"))["path"]
+            return confine(self.root, location, "output_path")
         return self.root / layer / name
+
+    def register_location(self, dataset: str, path: Path) -> None:
+        """Record that `dataset` lives at `path` (a job's `output_path`), atomically."""
+        layer, name = split_dataset(dataset)
+        relative = confine(self.root, path, "output_path").relative_to(self.root)
+        pointer = self.root / LOCATIONS_DIR / f"{layer}.{name}.json"
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        temporary = pointer.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"path": str(relative)}), encoding="utf-8")
+        os.replace(temporary, pointer)
 
     def landing_dir(self, pipeline: str, job: str) -> Path:
         """Folder where a job's raw source files are kept byte-for-byte."""
@@ -151,7 +167,13 @@ class Lake:
             for child in sorted(layer_dir.iterdir()):
                 if (child / "_delta_log").is_dir():
                     found.append(f"{layer}.{child.name}")
-        return found
+        locations = self.root / LOCATIONS_DIR
+        if locations.is_dir():
+            for pointer in sorted(locations.glob("*.json")):
+                dataset = pointer.name.removesuffix(".json")
+                if dataset not in found and self.exists(dataset):
+                    found.append(dataset)
+        return sorted(found)
 
     def lock_path(self, dataset: str) -> Path:
         """The lock file of a dataset: `<lake>/_locks/<layer>.<name>.lock`."""

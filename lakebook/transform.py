@@ -94,7 +94,9 @@ def utc_now() -> datetime:
 
 
 def table_path(context: JobContext, job: DatasetJob) -> Path:
-    """Where the job's Delta table lives: `<lake>/<layer>/<name>`."""
+    """Where the job's Delta table lives: its `output_path` in the lake, or `<layer>/<name>`."""
+    if job.output_path:
+        return context.lake.path(job.output_path, "output_path")
     return context.lake.table_path(job.dataset)
 
 
@@ -152,6 +154,8 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
                         con.sql("SELECT count(*) FROM output").fetchall()[0][0]
                     )
                     result.table_version = _write(context, job, con, path, window)
+                    if job.output_path:
+                        context.lake.register_location(job.dataset, path)
                 sample = con.sql(f"SELECT * FROM output LIMIT {SAMPLE_ROWS}").to_arrow_table()
                 after_write = getattr(builder, "after_write", None)
                 if after_write is not None:

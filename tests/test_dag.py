@@ -179,8 +179,10 @@ def test_every_job_comes_after_its_upstream_jobs() -> None:
         "raw_orders",
         "raw_payments",
         "customers",
+        "dim_customers",
         "orders",
         "daily_revenue",
+        "monthly_revenue",
     ]
     position = {name: index for index, name in enumerate(order)}
     for name, node in dag.nodes.items():

@@ -518,6 +518,8 @@ def test_demo_pipeline_loads() -> None:
         "raw_payments",
         "orders",
         "customers",
+        "dim_customers",
+        "monthly_revenue",
         "daily_revenue",
     ]
     assert spec.job("raw_customers").is_reference is True  # type: ignore[union-attr]
