@@ -495,7 +495,9 @@ class DatasetJob(Spec):
     ml_training: MLTrainingConfig | None = None
     vector_index: VectorIndexConfig | None = None
     export: ExportConfig | None = None
-    target_schema: list[ColumnSpec] = Field(default_factory=list)
+    target_schema: list[ColumnSpec] | None = Field(
+        default=None, description="The output's columns and types; left out, the result's own."
+    )
     refresh_mode: RefreshMode = "full_refresh"
     refresh_window: str | None = Field(
         default=None,
@@ -550,7 +552,7 @@ class DatasetJob(Spec):
         problems = []
         if self.transform_type == "sql" and not self.sql_text:
             problems.append("`sql_text` is required when `transform_type` is `sql`")
-        if "target_schema" in self.model_fields_set and not self.target_schema:
+        if self.target_schema is not None and not self.target_schema:
             problems.append(
                 "`target_schema` is empty: list the output columns with `name` and `type`, "
                 "or leave the field out to keep the result's own columns"

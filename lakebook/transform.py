@@ -291,8 +291,9 @@ def _check_window(con: duckdb.DuckDBPyConnection, job: DatasetJob, window: Refre
 
 def _conform_to_target_schema(con: duckdb.DuckDBPyConnection, job: DatasetJob) -> None:
     """Cast the output to `target_schema`; missing, extra, uncastable or null columns are errors."""
+    target_schema = job.target_schema or []
     actual = [row[0] for row in con.sql("DESCRIBE output").fetchall()]
-    expected = [column.name for column in job.target_schema]
+    expected = [column.name for column in target_schema]
     missing = [name for name in expected if name not in actual]
     extra = [name for name in actual if name not in expected]
     if missing or extra:
@@ -306,7 +307,7 @@ def _conform_to_target_schema(con: duckdb.DuckDBPyConnection, job: DatasetJob) -
             f"({'; '.join(parts)}). Change the SELECT list or the schema."
         )
     checks, casts = [], []
-    for column in job.target_schema:
+    for column in target_schema:
         target = DUCKDB_TYPES[column.type]
         casts.append(f"TRY_CAST({q(column.name)} AS {target}) AS {q(column.name)}")
         checks.append(
@@ -317,7 +318,7 @@ def _conform_to_target_schema(con: duckdb.DuckDBPyConnection, job: DatasetJob) -
             checks.append(f"count_if({q(column.name)} IS NULL)")
     counts = con.sql(f"SELECT {', '.join(checks)} FROM output").fetchall()[0]
     position = 0
-    for column in job.target_schema:
+    for column in target_schema:
         if counts[position]:
             raise TransformError(
                 f"Job `{job.name}`: {counts[position]} value(s) of column `{column.name}` cannot "

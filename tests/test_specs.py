@@ -170,7 +170,7 @@ def test_dataset_job_and_rule_defaults() -> None:
     assert job.format == "delta"
     assert job.compression == "snappy"
     assert job.partitioning == []
-    assert job.target_schema == []
+    assert job.target_schema is None
     assert job.dataset == "silver.clean_orders"
     assert job.inputs[0].name == "orders"
     rule = job.data_quality[0]
