@@ -8,17 +8,18 @@ Targets: lakebook's rows/s at least 0.7x DuckDB's, and the ingest process's peak
 
 Phases (`--phases`, default `speed,memory`):
 
-* `speed`: a CSV of `--rows` rows (default 5,000,000). Each side runs in its own fresh child
-  process, so its peak RSS is that process's `ru_maxrss` (read with `os.wait4`):
+* `speed`: a CSV of `--rows` rows (default 5,000,000). Each measurement runs in its own fresh
+  child process, so its peak RSS is that process's `ru_maxrss` (read with `os.wait4`):
   - DuckDB: an in-memory connection with DuckDB's defaults runs the `COPY`;
   - lakebook: in a fresh workspace, `lakebook.ingest.ingest(context, job, None)` runs an ingest job
     (`local_path`, `schema_mode: user` typing all 10 columns, `error_handling: quarantine`,
     `partition_mode: date`). The child also reports where the time went (Landing copy, load and
     checks, Delta write) by wrapping `LocalFileSource.fetch` and `Lake.write_table`;
+  - the two alternate `--repeat` times (median kept for the ratio);
   - once, the same job end to end through `lakebook run` (kernel via papermill), to show the fixed
     per-job cost of the notebook runner on top of the library call.
 * `memory`: a CSV larger than 2 GiB (`--big-rows`); peak RSS of lakebook's ingest process and of
-  DuckDB's `COPY` process for comparison. The big CSV and its workspace are deleted afterwards.
+  DuckDB's `COPY` process for comparison. The big CSV is deleted afterwards.
 
 Generated CSVs are written by DuckDB itself and cached in `--workdir` between phases and runs (the
 big one is deleted unless `--keep`). The figures are printed as a table and written to
@@ -27,7 +28,7 @@ big one is deleted unless `--keep`). The figures are printed as a table and writ
 Usage::
 
     python bench/ingest_throughput.py [--phases speed,memory] [--rows 5000000]
-        [--big-rows 16000000] [--repeat 1] [--no-e2e] [--workdir DIR] [--keep]
+        [--big-rows 14000000] [--repeat 3] [--no-e2e] [--workdir DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from importlib.metadata import version
@@ -48,10 +51,12 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "ingest_throughput.json"
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "lakebook-bench-ingest"
 DEFAULT_ROWS = 5_000_000
-DEFAULT_BIG_ROWS = 16_000_000  # about 2.4 GB with the columns below
+DEFAULT_BIG_ROWS = 14_000_000  # about 2.6 GB with the columns below
+DEFAULT_REPEAT = 3
 BIG_MIN_BYTES = 2 * 1024**3  # "larger than 2 GB", read as 2 GiB to be safe
 PIPELINE = "bench_ingest"
 JOB = "events"
@@ -95,12 +100,23 @@ class BenchmarkError(RuntimeError):
 
 
 @dataclass
+class ChildOutcome:
+    """What a finished child process used, and what it printed."""
+
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float
+    stdout: str
+
+
+@dataclass
 class ProcessRun:
     """One measured child process.
 
     `seconds` is the operation itself as timed inside the child (no interpreter start-up or
     imports); `process_seconds` is the child's wall time from spawn to exit; `peak_rss_mb` is the
-    child's `ru_maxrss` (peak resident set size, MiB), including any processes it waited for.
+    child's `ru_maxrss` (peak resident set size, MiB), including any processes it waited for;
+    `cpu_seconds` is the child's user + system CPU time over all its threads.
     """
 
     label: str
@@ -108,6 +124,7 @@ class ProcessRun:
     seconds: float
     process_seconds: float
     peak_rss_mb: float
+    cpu_seconds: float
     rows_per_second: float
     detail: dict[str, Any]
 
@@ -116,25 +133,36 @@ class ProcessRun:
 
 
 def generate_csv(path: Path, rows: int) -> float:
-    """Write the benchmark CSV with DuckDB (cached: an existing file is reused); returns seconds."""
+    """The benchmark CSV (cached: an existing file is reused); returns the seconds it took.
+
+    DuckDB writes it in a child process: a child's `ru_maxrss` starts from its parent's peak
+    (Linux copies the high-water mark across fork and exec), so the parent must stay small.
+    """
     if path.is_file():
         return 0.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(Path(__file__).resolve()), "child", "generate", str(path)]
+    return run_child("CSV generation", [*command, str(rows)]).seconds
+
+
+def child_generate(path: str, rows: str) -> dict[str, Any]:
+    """In the child: write the CSV with DuckDB's own `COPY ... TO csv`."""
     import duckdb
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.csv")
+    target = Path(path)
+    partial = target.with_suffix(".partial.csv")
     select = ", ".join(f"{sql} AS {name}" for name, sql in GENERATED_COLUMNS.items())
-    started = time.perf_counter()
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute(
-            f"COPY (SELECT {select} FROM range({rows}) t(i) ORDER BY i) "
+            f"COPY (SELECT {select} FROM range({int(rows)}) t(i)) "
             f"TO '{partial}' (FORMAT csv, HEADER true)"
         )
     finally:
         con.close()
-    partial.rename(path)
-    return time.perf_counter() - started
+    partial.rename(target)
+    return {"bytes": target.stat().st_size}
 
 
 def csv_path(workdir: Path, rows: int) -> Path:
@@ -142,20 +170,19 @@ def csv_path(workdir: Path, rows: int) -> Path:
     return workdir / f"events_{rows}.csv"
 
 
-def job_spec(quarantine: bool = True) -> dict[str, Any]:
+def job_spec() -> dict[str, Any]:
     """The ingest job under test: every column typed by `user_schema`, bad rows quarantined."""
-    spec: dict[str, Any] = {
+    return {
         "name": JOB,
         "source_type": "local_path",
         "format": "csv",
         "schema_mode": "user",
         "user_schema": USER_SCHEMA,
+        "error_handling": "quarantine",
+        "quarantine_path": f"quarantine/{JOB}",
         "partition_mode": "date",
         "config": {"file": {"path": "data/events.csv"}},
     }
-    if quarantine:
-        spec |= {"error_handling": "quarantine", "quarantine_path": f"quarantine/{JOB}"}
-    return spec
 
 
 def build_workspace(root: Path, source: Path) -> None:
@@ -175,6 +202,11 @@ def build_workspace(root: Path, source: Path) -> None:
     (root / "pipelines" / PIPELINE / "pipeline.yaml").write_text(
         yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8"
     )
+
+
+def folder_mb(path: Path) -> float:
+    """Total size of the files under `path`, in MB."""
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) / 1e6
 
 
 # --- children (each measurement runs in a fresh process) --------------------------------------
@@ -217,7 +249,7 @@ def child_lakebook(workspace: str) -> dict[str, Any]:
         "landing_s": spent["landing_s"],
         "load_and_checks_s": seconds - spent["landing_s"] - spent["delta_write_s"],
         "delta_write_s": spent["delta_write_s"],
-        "memory_limit": str(context.settings.duckdb_memory_limit),
+        "duckdb_memory_limit": str(context.settings.duckdb_memory_limit),
     }
 
 
@@ -244,8 +276,8 @@ def child_duckdb(source: str, target: str) -> dict[str, Any]:
     }
 
 
-def run_child(label: str, command: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
-    """Run `command` as a fresh child; returns its wall seconds, peak RSS (MiB) and stdout.
+def run_child(label: str, command: list[str], cwd: Path | None = None) -> ChildOutcome:
+    """Run `command` as a fresh child; returns its wall time, peak RSS, CPU time and stdout.
 
     `os.wait4` gives the rusage of exactly this child (with the children it reaped itself), so
     the peak is not mixed up with earlier measurements.
@@ -261,17 +293,25 @@ def run_child(label: str, command: list[str], cwd: Path | None = None) -> tuple[
         stdout, stderr = out.read().decode(), err.read().decode()
     if process.returncode != 0:
         raise BenchmarkError(f"{label} exited {process.returncode}:\n{stderr[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024, stdout
+    return ChildOutcome(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, stdout)
 
 
 def measure_child(label: str, args: list[str]) -> ProcessRun:
     """Run one `child` mode of this script and combine its report with the process figures."""
-    command = [sys.executable, str(Path(__file__).resolve()), "child", *args]
-    elapsed, peak_mb, stdout = run_child(label, command)
-    report = json.loads(stdout.strip().splitlines()[-1])
+    outcome = run_child(label, [sys.executable, str(Path(__file__).resolve()), "child", *args])
+    report = json.loads(outcome.stdout.strip().splitlines()[-1])
     seconds = float(report.pop("seconds"))
     rows = int(report.pop("rows"))
-    return ProcessRun(label, rows, seconds, elapsed, peak_mb, rows / seconds, report)
+    return ProcessRun(
+        label,
+        rows,
+        seconds,
+        outcome.seconds,
+        outcome.peak_rss_mb,
+        outcome.cpu_seconds,
+        rows / seconds,
+        report,
+    )
 
 
 def measure_lakebook(scratch: Path, source: Path, expected_rows: int) -> ProcessRun:
@@ -319,31 +359,32 @@ def measure_lakebook_run(scratch: Path, source: Path, expected_rows: int) -> Pro
         RUN_DATE,
     ]
     try:
-        elapsed, peak_mb, stdout = run_child("lakebook run", command, cwd=root)
+        outcome = run_child("lakebook run", command, cwd=root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    summary = json.loads(stdout)
+    summary = json.loads(outcome.stdout)
     job = summary["jobs"][0]
     if summary["status"] != "succeeded" or job["rows_written"] != expected_rows:
-        raise BenchmarkError(f"`lakebook run` did not load every row: {stdout}")
-    detail = {"reported_run_s": float(summary["duration_seconds"])}
+        raise BenchmarkError(f"`lakebook run` did not load every row: {outcome.stdout}")
     return ProcessRun(
         "lakebook run (CLI)",
         expected_rows,
-        elapsed,
-        elapsed,
-        peak_mb,
-        expected_rows / elapsed,
-        detail,
+        outcome.seconds,
+        outcome.seconds,
+        outcome.peak_rss_mb,
+        outcome.cpu_seconds,
+        expected_rows / outcome.seconds,
+        {"reported_run_s": float(summary["duration_seconds"])},
     )
 
 
-def folder_mb(path: Path) -> float:
-    """Total size of the files under `path`, in MB."""
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) / 1e6
-
-
 # --- phases ---------------------------------------------------------------------------------
+
+
+def median_run(runs: list[ProcessRun]) -> ProcessRun:
+    """The run with the median operation time (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda run: run.seconds)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def speed_phase(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
@@ -352,27 +393,32 @@ def speed_phase(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     generated_s = generate_csv(source, args.rows)
     log(f"speed: CSV {source.stat().st_size / 1e9:.2f} GB ({generated_s:.0f}s to generate)")
     duckdb_runs, lakebook_runs = [], []
-    for attempt in range(args.repeat):
+    for attempt in range(1, args.repeat + 1):
         duckdb_runs.append(measure_duckdb(scratch, source, args.rows))
-        log(f"speed #{attempt + 1}: duckdb {duckdb_runs[-1].seconds:.1f}s")
         lakebook_runs.append(measure_lakebook(scratch, source, args.rows))
-        log(f"speed #{attempt + 1}: lakebook {lakebook_runs[-1].seconds:.1f}s")
-    duckdb_best = min(duckdb_runs, key=lambda run: run.seconds)
-    lakebook_best = min(lakebook_runs, key=lambda run: run.seconds)
+        log(
+            f"speed #{attempt}: duckdb {duckdb_runs[-1].seconds:.1f}s, "
+            f"lakebook {lakebook_runs[-1].seconds:.1f}s (load {os.getloadavg()[0]:.2f})"
+        )
+    duckdb_median, lakebook_median = median_run(duckdb_runs), median_run(lakebook_runs)
+    ratio = lakebook_median.rows_per_second / duckdb_median.rows_per_second
     phase: dict[str, Any] = {
         "rows": args.rows,
         "csv_mb": source.stat().st_size / 1e6,
         "duckdb": [asdict(run) for run in duckdb_runs],
         "lakebook": [asdict(run) for run in lakebook_runs],
-        "ratio_rows_per_second": lakebook_best.rows_per_second / duckdb_best.rows_per_second,
+        "duckdb_median_s": duckdb_median.seconds,
+        "lakebook_median_s": lakebook_median.seconds,
+        "ratio_rows_per_second": ratio,
+        "ratio_cpu": duckdb_median.cpu_seconds / lakebook_median.cpu_seconds,
         "target_ratio": SPEED_RATIO_TARGET,
+        "target_met": ratio >= SPEED_RATIO_TARGET,
     }
-    phase["target_met"] = phase["ratio_rows_per_second"] >= SPEED_RATIO_TARGET
     if args.e2e:
         cli = measure_lakebook_run(scratch, source, args.rows)
         log(f"speed: lakebook run {cli.seconds:.1f}s")
         phase["lakebook_run"] = asdict(cli)
-        phase["fixed_per_job_s"] = cli.seconds - lakebook_best.process_seconds
+        phase["fixed_per_job_s"] = cli.seconds - lakebook_median.process_seconds
     return phase
 
 
@@ -432,11 +478,27 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_tree() -> dict[str, Any]:
+    """The lakebook commit measured, and whether the ingest path had uncommitted changes."""
+
+    def git(*arguments: str) -> str:
+        completed = subprocess.run(
+            ["git", *arguments], cwd=REPO_DIR, capture_output=True, text=True, check=False
+        )
+        return completed.stdout.strip()
+
+    paths = ["lakebook/ingest.py", "lakebook/storage.py", "lakebook/sources/files.py"]
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted": git("diff", "--name-only", "HEAD", "--", *paths).split(),
+    }
+
+
 def print_table(results: dict[str, Any]) -> None:
     """The results as a fixed-width table on stdout."""
     header = (
-        f"{'phase':<7} {'run':<20} {'rows':>11} {'CSV MB':>8} {'seconds':>8} "
-        f"{'rows/s':>11} {'peak RSS MiB':>12}"
+        f"{'phase':<7} {'run':<20} {'rows':>11} {'CSV MB':>7} {'seconds':>8} "
+        f"{'rows/s':>10} {'CPU s':>7} {'peak RSS MiB':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -450,29 +512,35 @@ def print_table(results: dict[str, Any]) -> None:
             runs += value if isinstance(value, list) else [value] if value else []
         for run in runs:
             print(
-                f"{name:<7} {run['label']:<20} {run['rows']:>11,} {phase['csv_mb']:>8.0f} "
-                f"{run['seconds']:>8.1f} {run['rows_per_second']:>11,.0f} "
-                f"{run['peak_rss_mb']:>12.0f}"
+                f"{name:<7} {run['label']:<20} {run['rows']:>11,} {phase['csv_mb']:>7.0f} "
+                f"{run['seconds']:>8.1f} {run['rows_per_second']:>10,.0f} "
+                f"{run['cpu_seconds']:>7.1f} {run['peak_rss_mb']:>12.0f}"
             )
-    for name in ("speed", "memory"):
-        phase = results.get(name)
-        if phase is not None:
-            print(f"{name}: lakebook rows/s / DuckDB rows/s = {phase['ratio_rows_per_second']:.2f}")
+    print()
     if "speed" in results:
+        speed = results["speed"]
         print(
-            f"speed target (ratio >= {SPEED_RATIO_TARGET}): "
-            f"{'met' if results['speed']['target_met'] else 'MISSED'}"
+            f"speed: lakebook rows/s / DuckDB rows/s = {speed['ratio_rows_per_second']:.2f} "
+            f"(medians; target >= {SPEED_RATIO_TARGET}: "
+            f"{'met' if speed['target_met'] else 'MISSED'})"
         )
-        if "fixed_per_job_s" in results["speed"]:
+        median = median_run([ProcessRun(**run) for run in speed["lakebook"]])
+        print(
+            f"  lakebook time: Landing copy {median.detail['landing_s']:.1f}s, load and checks "
+            f"{median.detail['load_and_checks_s']:.1f}s, Delta write "
+            f"{median.detail['delta_write_s']:.1f}s"
+        )
+        if "fixed_per_job_s" in speed:
             print(
-                f"lakebook run fixed cost over the library call: "
-                f"{results['speed']['fixed_per_job_s']:.1f}s"
+                f"  `lakebook run` fixed cost over the library call: {speed['fixed_per_job_s']:.1f}s"
             )
     if "memory" in results:
-        peak = results["memory"]["lakebook"]["peak_rss_mb"]
+        memory = results["memory"]
+        peak = memory["lakebook"]["peak_rss_mb"]
         print(
-            f"memory target (lakebook peak RSS < {MEMORY_TARGET_MB:.0f} MB): "
-            f"{'met' if results['memory']['target_met'] else 'MISSED'} ({peak:.0f} MiB)"
+            f"memory: lakebook peak RSS {peak:.0f} MiB on a {memory['csv_mb'] / 1e3:.2f} GB CSV "
+            f"(target < {MEMORY_TARGET_MB:.0f} MB: {'met' if memory['target_met'] else 'MISSED'}); "
+            f"DuckDB COPY {memory['duckdb']['peak_rss_mb']:.0f} MiB"
         )
 
 
@@ -485,10 +553,26 @@ def parse_phases(text: str) -> list[str]:
     return phases
 
 
+def round_floats(value: Any) -> Any:
+    """`value` with every float rounded to 3 decimals, for a readable JSON file."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {key: round_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [round_floats(item) for item in value]
+    return value
+
+
 def child_main(argv: list[str]) -> int:
-    """`child lakebook WORKSPACE` or `child duckdb CSV PARQUET`: one measured operation."""
+    """`child lakebook WORKSPACE`, `child duckdb CSV PARQUET` or `child generate CSV ROWS`."""
     mode, *rest = argv
-    report = child_lakebook(*rest) if mode == "lakebook" else child_duckdb(*rest)
+    children: dict[str, Callable[..., dict[str, Any]]] = {
+        "lakebook": child_lakebook,
+        "duckdb": child_duckdb,
+        "generate": child_generate,
+    }
+    report = children[mode](*rest)
     print(json.dumps(report))
     return 0
 
@@ -504,7 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--big-rows", type=int, default=DEFAULT_BIG_ROWS, help="rows of the >2 GiB CSV"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="speed samples per side (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=DEFAULT_REPEAT, help="speed samples per side (median kept)"
+    )
     parser.add_argument(
         "--no-e2e", dest="e2e", action="store_false", help="skip the `lakebook run` timing"
     )
@@ -532,9 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     load_at_end = os.getloadavg()
 
     print_table(results)
-    print(f"\nload average (1 min) at start {load_at_start[0]:.2f}, at end {load_at_end[0]:.2f}")
+    print(f"load average (1 min) at start {load_at_start[0]:.2f}, at end {load_at_end[0]:.2f}")
     print(f"total benchmark time: {total:.0f}s")
-    command = "python bench/ingest_throughput.py --phases " + ",".join(args.phases)
+    command = f"python bench/ingest_throughput.py --phases {','.join(args.phases)}"
     command += f" --rows {args.rows} --big-rows {args.big_rows} --repeat {args.repeat}"
     document = {
         "benchmark": "ingest_throughput",
@@ -542,33 +628,27 @@ def main(argv: list[str] | None = None) -> int:
         "date": date.today().isoformat(),
         "command": command + ("" if args.e2e else " --no-e2e"),
         "machine": machine(),
+        "source_tree": source_tree(),
         "definitions": {
             "seconds": "the operation timed inside its child process (no start-up or imports)",
             "process_seconds": "the child process from spawn to exit",
             "peak_rss_mb": "ru_maxrss of the child process (os.wait4), MiB",
-            "ratio_rows_per_second": "lakebook rows/s / DuckDB rows/s (best of --repeat)",
-            "fixed_per_job_s": "`lakebook run` wall - library child process wall",
+            "cpu_seconds": "user + system CPU of the child process (os.wait4)",
+            "ratio_rows_per_second": "lakebook rows/s / DuckDB rows/s (medians of --repeat)",
+            "ratio_cpu": "DuckDB CPU seconds / lakebook CPU seconds (the median runs)",
+            "fixed_per_job_s": "`lakebook run` wall - library child process wall (median run)",
         },
         "job": job_spec(),
         "results": round_floats(results),
         "load_average_1min": {"start": load_at_start[0], "end": load_at_end[0]},
+        # A child's ru_maxrss cannot read below its parent's peak at spawn; this shows it is small.
+        "parent_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "total_seconds": round(total, 1),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
     return 0
-
-
-def round_floats(value: Any) -> Any:
-    """`value` with every float rounded to 3 decimals, for a readable JSON file."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {key: round_floats(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [round_floats(item) for item in value]
-    return value
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from lakebook.sources import Fetched, FetchRequest, LoadFile, source_for
 from lakebook.specs import TEXT_FORMATS, IngestJob
 from lakebook.sql import quote_identifier as q
 from lakebook.sql import quote_literal
+from lakebook.storage import StagedFile, WriteMode, commit_files, same_schema
 
 DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -224,8 +226,12 @@ def _load(
         f"{q(old)}{cast} AS {q(new)}" for old, new in zip(source_columns, columns, strict=True)
     )
     con.execute(f"CREATE VIEW renamed AS SELECT {renames}, __landed FROM {reader}")
-    con.execute(f"CREATE TABLE checked AS {_checked_select(job, columns)}")
-    rejected = _collect_rejected_lines(con, job) if keep_rejects else 0
+    con.execute(f"CREATE VIEW checked_rows AS {_checked_select(job, columns)}")
+    # A plain load streams from the files twice (count, then write) rather than copying every
+    # row into DuckDB first; de-duplication and watermarks need the rows at hand.
+    streamable = not incremental and not job.dedupe_keys
+    kind = "VIEW" if streamable else "TABLE"
+    con.execute(f"CREATE {kind} checked AS SELECT * FROM checked_rows")
     output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
 
     past_watermark = "TRUE"
@@ -244,6 +250,10 @@ def _load(
         f"coalesce(count_if(__reason IS NULL AND NOT coalesce({past_watermark}, false)), 0) "
         "FROM checked c"
     ).fetchall()[0]
+    rejected = _collect_rejected_lines(con, job) if keep_rejects else 0
+    if streamable and (invalid or rejected):  # quarantine locates rows by position
+        con.execute("DROP VIEW checked")
+        con.execute("CREATE TABLE checked AS SELECT * FROM checked_rows")
     result.rows_read = int(total) + rejected
     result.quarantined_rows = int(invalid) + rejected
     _check_invalid_rows(con, context, job, result.quarantined_rows, result.rows_read)
@@ -271,7 +281,10 @@ def _load(
         f"SELECT {_output_columns(context, job, output_columns)} "
         f"FROM checked c JOIN landed_files f USING (__landed) WHERE {keep} {dedupe}"
     )
-    result.rows_written = _count(con, f"({output_sql})")
+    # Streamed loads keep every valid row (DuckDB's own count of what it writes is checked
+    # against this before the commit); the others count what the query keeps.
+    valid = int(total) - int(invalid)
+    result.rows_written = valid if streamable else _count(con, f"({output_sql})")
     # Rows older than the watermark were loaded by an earlier run: they count as duplicates.
     result.deduplicated_rows = int(below_watermark) + boundary_duplicates + batch_duplicates
     # Counted independently, these must add up; if not, lakebook has a bug and must not commit.
@@ -288,14 +301,72 @@ def _load(
         _quarantine(con, context, job, columns, keep_rejects)
     if incremental and result.rows_written == 0:
         return pa.table({})  # nothing new: no empty commit
-    result.table_version = context.lake.write_table(
-        context.lake.table_path(job.dataset),
-        con.sql(output_sql).to_arrow_reader(BATCH_ROWS),
-        mode="append" if job.incremental_mode == "incremental" else "overwrite",
-        partition_by=["dt"] if job.partition_mode == "date" else None,
-        compression=job.compression,
-    )
+    result.table_version = _write_bronze(con, context, job, output_sql, result.rows_written)
     return con.sql(f"{output_sql} LIMIT {SAMPLE_ROWS}").to_arrow_table()
+
+
+def _write_bronze(
+    con: duckdb.DuckDBPyConnection,
+    context: JobContext,
+    job: IngestJob,
+    output_sql: str,
+    expected_rows: int,
+) -> int:
+    """Write the output into Bronze as ONE Delta commit; returns the new table version.
+
+    DuckDB writes the Parquet files itself, straight from the query (parallel, and memory stays
+    flat whatever the size), into a fresh folder of the table; one Delta commit then adds them.
+    A schema change on append goes through deltalake's writer, which merges schemas.
+    """
+    path = context.lake.table_path(job.dataset)
+    mode: WriteMode = "append" if job.incremental_mode == "incremental" else "overwrite"
+    partition_by = ["dt"] if job.partition_mode == "date" else None
+    schema = con.sql(f"SELECT * FROM ({output_sql}) LIMIT 0").to_arrow_table().schema
+    if mode == "append" and context.lake.is_table(path) and not same_schema(path, schema):
+        return context.lake.write_table(
+            path,
+            con.sql(output_sql).to_arrow_reader(BATCH_ROWS),
+            mode=mode,
+            partition_by=partition_by,
+            compression=job.compression,
+        )
+    values: dict[str, str] = {}
+    select, folder = output_sql, path
+    if partition_by:
+        values = {"dt": context.run_date.strftime(PARTITION_FORMATS[job.partition_pattern])}
+        select = f"SELECT * EXCLUDE (dt) FROM ({output_sql})"
+        folder = path / f"dt={values['dt']}"
+    folder.mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last level
+    folder = folder / f"{context.run_id}-{uuid.uuid4().hex[:8]}"
+    staged: list[StagedFile] = []
+    try:
+        if expected_rows:
+            codec = "uncompressed" if job.compression == "none" else job.compression
+            written = con.sql(
+                f"COPY ({select}) TO {quote_literal(str(folder))} (FORMAT parquet, "
+                f"COMPRESSION {quote_literal(codec)}, FILE_SIZE_BYTES '128MB', "
+                "FILENAME_PATTERN 'part-{i}', RETURN_STATS true)"
+            ).fetchall()
+            staged = [
+                StagedFile(
+                    Path(row[0]),
+                    int(row[1]),
+                    int(row[2]),
+                    {name.strip('"'): int(stats["null_count"]) for name, stats in row[4].items()},
+                )
+                for row in written
+            ]
+        if sum(file.rows for file in staged) != expected_rows:
+            raise LakebookError(
+                f"Job `{job.name}`: DuckDB wrote {sum(f.rows for f in staged)} rows but "
+                f"{expected_rows} were counted; nothing was committed. This is a bug in lakebook."
+            )
+        return commit_files(
+            path, staged, schema, mode=mode, partition_by=partition_by, partition_values=values
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # files no commit refers to
+        raise
 
 
 def _load_nothing(

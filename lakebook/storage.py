@@ -17,12 +17,15 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from lakebook.errors import DatasetNotFoundError, LakebookError, PathOutsideWorkspaceError
 from lakebook.sql import quote_identifier as q
@@ -319,3 +322,57 @@ class Lake:
             merger = merger.when_matched_update_all(predicate=changed)
         merger.when_not_matched_insert_all().execute()
         return int(DeltaTable(str(path)).version())
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A Parquet file written into a table's folder, not yet part of any Delta commit."""
+
+    path: Path
+    rows: int
+    size: int
+    null_counts: dict[str, int]
+
+
+def commit_files(
+    path: Path,
+    files: list[StagedFile],
+    schema: pa.Schema,
+    *,
+    mode: WriteMode,
+    partition_by: list[str] | None,
+    partition_values: dict[str, str],
+) -> int:
+    """Commit Parquet files already written under `path` as ONE Delta commit; the new version.
+
+    Used where DuckDB writes the files itself (much faster, and memory stays flat); overwrite
+    removes every earlier file from the table in the same commit.
+    """
+    now = int(time.time() * 1000)
+    actions: list[AddAction | RemoveAction] = [
+        AddAction(
+            str(file.path.relative_to(path)),
+            file.size,
+            partition_values,
+            now,
+            True,
+            json.dumps({"numRecords": file.rows, "nullCount": file.null_counts}),
+        )
+        for file in files
+    ]
+    delta_schema = DeltaSchema.from_arrow(schema)
+    if DeltaTable.is_deltatable(str(path)):
+        DeltaTable(str(path)).create_write_transaction(actions, mode, delta_schema, partition_by)
+    else:
+        adds = [action for action in actions if isinstance(action, AddAction)]
+        create_table_with_add_actions(
+            str(path), delta_schema, adds, mode="error", partition_by=partition_by
+        )
+    return int(DeltaTable(str(path)).version())
+
+
+def same_schema(path: Path, schema: pa.Schema) -> bool:
+    """True when the Delta table at `path` has exactly this Arrow schema (names and types)."""
+    existing = DeltaTable(str(path)).schema().to_arrow()
+    current = pa.schema(existing)
+    return [(f.name, str(f.type)) for f in current] == [(f.name, str(f.type)) for f in schema]
