@@ -19,6 +19,15 @@ class RuleOutcome:
     rows_checked: int
     rows_failing: int
     passed: bool
+    scope: str | None = None
+    target: str | None = None
+    failure_rate: float = 0.0
+    duration_ms: float = 0.0
+    observed_value: float | None = None
+    rows_fixed: int = 0
+    message: str = ""
+    notification: str | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -71,8 +71,38 @@ TimeGrain = Literal["hour", "day", "week", "month", "quarter", "year"]
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "min", "max", "ratio"]
 UseCase = Literal["bi", "ml", "rag", "export"]
 Severity = Literal["info", "warn", "error", "critical"]
-DQAction = Literal["warn", "drop", "fail"]
-CheckType = Literal["not_null", "unique", "accepted_values", "range", "row_count"]
+DQAction = Literal["warn", "drop", "quarantine", "fail"]
+DQScope = Literal["ingest", "silver", "gold"]
+CheckType = Literal[
+    "not_null",
+    "unique",
+    "accepted_values",
+    "range",
+    "regex",
+    "relationships",
+    "custom_predicate",
+    "row_count",
+    "freshness",
+    "custom_sql",
+    "metric_threshold",
+    "metric_change",
+    "schema",
+]
+AutoFixType = Literal["trim", "lower", "upper", "default", "cast"]
+ROW_LEVEL_CHECKS = (
+    "not_null",
+    "unique",
+    "accepted_values",
+    "range",
+    "regex",
+    "relationships",
+    "custom_predicate",
+)
+FIXABLE_CHECKS = ("not_null", "accepted_values", "range", "regex", "relationships")
+MAX_AGE_PATTERN = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(second|minute|hour|day|week)s?\s*$", re.IGNORECASE
+)
+MAX_AGE_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
 
 class Spec(BaseModel):
@@ -295,38 +325,149 @@ class DatasetInput(Spec):
         return self.alias or self.dataset.split(".", 1)[1]
 
 
+class AutoFix(Spec):
+    """A safe fix applied to a rule's failing values before the rule is checked again."""
+
+    type: AutoFixType
+    value: str | int | float | bool | None = Field(
+        default=None, description="The replacement of a `default` fix."
+    )
+    to_type: str | None = Field(
+        default=None, description="The DuckDB type a `cast` fix converts the column to."
+    )
+
+
 class DQRule(Spec):
-    """A data-quality rule: a named check over the job's output."""
+    """A data-quality rule: a named check over the job's output, and what to do on violation.
+
+    Row-level checks (`ROW_LEVEL_CHECKS`) flag individual rows and may `drop` or `quarantine`
+    them; the other checks judge the table as a whole and can only `warn` or `fail`.
+    """
 
     name: str = Field(pattern=NAME_PATTERN)
     check_type: CheckType
+    scope: DQScope | None = Field(default=None, description="Layer checked; default the job's.")
+    target: str | None = Field(default=None, description="What is checked, as free text.")
     column: str | None = None
     columns: list[str] = Field(default_factory=list)
     values: list[str | int | float] = Field(default_factory=list)
     min: float | None = None
     max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    pattern: str | None = Field(default=None, description="Regex a whole value must match.")
+    to: str | None = Field(
+        default=None,
+        pattern=r"^(bronze|silver|gold)\.[a-z][a-z0-9_]*$",
+        description="Dataset a relationships rule points to.",
+    )
+    field: str | None = Field(default=None, description="Column of `to` the values must exist in.")
+    date_column: str | None = Field(default=None, description="Count rows per day of it.")
+    max_age: str | None = Field(default=None, description="Freshness bound, e.g. `24 hours`.")
+    metric: str | None = Field(default=None, description="SQL aggregate, e.g. `sum(amount)`.")
+    max_change: float | None = Field(default=None, ge=0)
+    max_change_pct: float | None = Field(default=None, ge=0)
+    columns_expected: dict[str, str] = Field(default_factory=dict)
+    condition: str | None = Field(
+        default=None,
+        description="custom_predicate: SQL true for a good row; custom_sql: a query of bad rows.",
+    )
     severity: Severity = "error"
     action_on_violation: DQAction = "fail"
+    auto_fix: AutoFix | None = None
+    notification: str | None = Field(default=None, description="Channel name (stored only).")
+    sample_size: int = Field(default=20, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _check_arguments(self) -> DQRule:
-        needs_column = ("not_null", "accepted_values", "range")
+        prefix = f"rule `{self.name}`"
+        needs_column = (
+            "not_null",
+            "accepted_values",
+            "range",
+            "regex",
+            "relationships",
+            "freshness",
+        )
         if self.check_type in needs_column and not self.column:
-            raise ValueError(f"rule `{self.name}`: `column` is required for `{self.check_type}`")
+            raise ValueError(f"{prefix}: `column` is required for `{self.check_type}`")
         if self.check_type == "unique" and not (self.column or self.columns):
-            raise ValueError(f"rule `{self.name}`: `column` or `columns` is required for unique")
+            raise ValueError(f"{prefix}: `column` or `columns` is required for unique")
         if self.check_type == "accepted_values" and not self.values:
-            raise ValueError(f"rule `{self.name}`: `values` lists the accepted values")
-        if self.check_type in ("range", "row_count") and self.min is None and self.max is None:
-            raise ValueError(f"rule `{self.name}`: give `min`, `max` or both")
-        if self.check_type == "row_count" and self.action_on_violation == "drop":
-            raise ValueError(f"rule `{self.name}`: a row_count rule cannot `drop` rows")
+            raise ValueError(f"{prefix}: `values` lists the accepted values")
+        bounded = ("range", "row_count", "metric_threshold")
+        if self.check_type in bounded and self.min is None and self.max is None:
+            raise ValueError(f"{prefix}: give `min`, `max` or both")
+        required: dict[str, tuple[str, ...]] = {
+            "regex": ("pattern",),
+            "relationships": ("to", "field"),
+            "freshness": ("max_age",),
+            "custom_predicate": ("condition",),
+            "custom_sql": ("condition",),
+            "metric_threshold": ("metric",),
+            "metric_change": ("metric",),
+            "schema": ("columns_expected",),
+        }
+        for name in required.get(self.check_type, ()):
+            if not getattr(self, name):
+                raise ValueError(f"{prefix}: `{name}` is required for `{self.check_type}`")
+        if self.check_type == "metric_change" and (
+            self.max_change is None and self.max_change_pct is None
+        ):
+            raise ValueError(f"{prefix}: give `max_change`, `max_change_pct` or both")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as error:
+                raise ValueError(f"{prefix}: `pattern` is not a regex: {error}") from None
+        if self.max_age is not None and self.max_age_seconds is None:
+            raise ValueError(
+                f"{prefix}: `max_age` `{self.max_age}` is not a duration; write e.g. "
+                "`30 minutes`, `24 hours` or `2 days`"
+            )
+        if self.check_type not in ROW_LEVEL_CHECKS and self.action_on_violation in (
+            "drop",
+            "quarantine",
+        ):
+            raise ValueError(
+                f"{prefix}: a {self.check_type} rule checks the table as a whole and cannot "
+                f"`{self.action_on_violation}` rows; use `warn` or `fail`"
+            )
+        if self.auto_fix is not None:
+            self._check_auto_fix(prefix)
         return self
+
+    def _check_auto_fix(self, prefix: str) -> None:
+        """An auto_fix needs a single-column check and the fields its type uses."""
+        assert self.auto_fix is not None
+        if self.check_type not in FIXABLE_CHECKS:
+            fixable = ", ".join(f"`{check}`" for check in FIXABLE_CHECKS)
+            raise ValueError(
+                f"{prefix}: `auto_fix` applies to single-column checks ({fixable}), "
+                f"not `{self.check_type}`"
+            )
+        if self.auto_fix.type == "default" and self.auto_fix.value is None:
+            raise ValueError(f"{prefix}: `auto_fix.value` is required for a `default` fix")
+        if self.auto_fix.type == "cast" and not self.auto_fix.to_type:
+            raise ValueError(f"{prefix}: `auto_fix.to_type` is required for a `cast` fix")
 
     @property
     def key_columns(self) -> list[str]:
         """The columns a unique rule covers."""
         return self.columns or ([self.column] if self.column else [])
+
+    @property
+    def row_level(self) -> bool:
+        """True when the rule flags individual rows (and so may drop or quarantine them)."""
+        return self.check_type in ROW_LEVEL_CHECKS
+
+    @property
+    def max_age_seconds(self) -> float | None:
+        """`max_age` in seconds, or None when it is unset or not a duration."""
+        match = MAX_AGE_PATTERN.match(self.max_age or "")
+        if not match:
+            return None
+        return float(match.group(1)) * MAX_AGE_SECONDS[match.group(2).lower()]
 
 
 class Scd2Config(Spec):

@@ -123,6 +123,12 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
                 dataset = context.lake.table(item.dataset).to_pyarrow_dataset()
                 con.register(item.name, dataset)
                 result.rows_read += dataset.count_rows()
+            for referenced in dq.referenced_datasets(job.data_quality):
+                # Relationships rules read these; after this point external access is off.
+                con.register(
+                    dq.reference_name(referenced),
+                    context.lake.table(referenced).to_pyarrow_dataset(),
+                )
             with context.lake.write_lock(
                 job.dataset,
                 timeout=float(context.settings.lock_timeout_seconds),
@@ -142,9 +148,21 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
                 builder.build(con, job, run)
                 if job.target_schema:
                     _conform_to_target_schema(con, job)
-                outcomes, dropped = dq.evaluate(con, "output", job.data_quality, job.name)
-                result.dq = outcomes
-                result.dropped_rows = dropped
+                report = dq.evaluate(
+                    con,
+                    "output",
+                    job.data_quality,
+                    job.name,
+                    layer=job.layer,
+                    run_id=context.run_id,
+                    checked_at=run_time,
+                )
+                result.dq = report.outcomes
+                result.dropped_rows = report.dropped_rows
+                result.quarantined_rows = report.quarantined_rows
+                if report.quarantine_table is not None:
+                    # Before the dataset commit: if that fails, the rows stay findable here.
+                    _write_quarantine(context, job, con, report.quarantine_table)
                 unchanged = getattr(builder, "unchanged", None)
                 if existing_version is not None and unchanged is not None and unchanged(con, job):
                     # The builder found the table already holds exactly this result: no commit.
@@ -224,6 +242,21 @@ def _write(
         raise TransformError(
             f"Job `{job.name}`: writing `{job.dataset}` ({job.refresh_mode}) failed: {error}. "
             "Nothing was committed; the table keeps its previous version."
+        ) from error
+
+
+def _write_quarantine(
+    context: JobContext, job: DatasetJob, con: duckdb.DuckDBPyConnection, table: str
+) -> None:
+    """Append the rows DQ quarantined to `<lake>/quarantine/<layer>/<name>`, as one commit."""
+    path = context.lake.path(dq.quarantine_location(job.layer, job.name), "quarantine path")
+    reader = con.sql(f"SELECT * FROM {q(table)}").to_arrow_reader(BATCH_ROWS)
+    try:
+        context.lake.write_table(path, reader, mode="append", compression=job.compression)
+    except DeltaError as error:
+        raise TransformError(
+            f"Job `{job.name}`: writing quarantined rows to `{path}` failed: {error}. "
+            "Nothing was committed to the dataset; fix the quarantine table and rerun."
         ) from error
 
 
