@@ -603,6 +603,18 @@ class ExportConfig(Spec):
     path: str = Field(description="Folder under the lake's `exports/`.")
 
 
+RESERVED_LAKE_FOLDERS = (
+    "bronze",
+    "silver",
+    "gold",
+    "landing",
+    "quarantine",
+    "exports",
+    "_locks",
+    "_locations",
+)
+REFRESH_WINDOW_PATTERN = r"\s*[1-9]\d*\s*(day|days|week|weeks)\s*"
+
 TRANSFORM_CONFIG_FIELD = {
     "scd2_dimension": "scd2",
     "conform_sources": "conform",
@@ -698,11 +710,34 @@ class DatasetJob(Spec):
                 "`target_schema` is empty: list the output columns with `name` and `type`, "
                 "or leave the field out to keep the result's own columns"
             )
-        if self.output_path is not None and (
-            self.output_path.startswith("/") or ".." in self.output_path.split("/")
+        if self.output_path is not None:
+            parts = [part for part in self.output_path.split("/") if part not in ("", ".")]
+            if self.output_path.startswith("/") or ".." in parts or not parts:
+                problems.append(
+                    f"`output_path` `{self.output_path}` must be a path inside the lake, "
+                    "relative to it"
+                )
+            elif parts[0] in RESERVED_LAKE_FOLDERS:
+                problems.append(
+                    f"`output_path` `{self.output_path}` is inside `{parts[0]}/`, which lakebook "
+                    "manages (other datasets live there); choose another folder, e.g. `shared/`"
+                )
+        if self.transform_type != "sql" and self.sql_text is not None:
+            problems.append(
+                f"`sql_text` only applies to transform_type `sql`; `{self.transform_type}` "
+                f"is configured in `{TRANSFORM_CONFIG_FIELD[self.transform_type]}`: remove it"
+            )
+        if self.transform_type == "scd2_dimension" and self.refresh_mode != "full_refresh":
+            problems.append(
+                "an SCD2 dimension keeps its whole history itself: use `refresh_mode: "
+                "full_refresh` (the default)"
+            )
+        if self.refresh_window is not None and not re.fullmatch(
+            REFRESH_WINDOW_PATTERN, self.refresh_window, re.IGNORECASE
         ):
             problems.append(
-                f"`output_path` `{self.output_path}` must be a path inside the lake, relative to it"
+                f"`refresh_window` `{self.refresh_window}` is not a window: write a positive "
+                "number of days or weeks, e.g. `3 days` or `2 weeks`"
             )
         config_field = TRANSFORM_CONFIG_FIELD.get(self.transform_type)
         if config_field and getattr(self, config_field) is None:
@@ -806,6 +841,11 @@ def parse_pipeline(data: Any, source: str = "pipeline") -> PipelineSpec:
     problems = [
         SpecProblem(f"job `{name}`", "two jobs have this name; job names must be unique")
         for name in sorted({job.name for job in spec.jobs if _count(spec, job.name) > 1})
+    ]
+    paths = [job.output_path.strip("/") for job in spec.dataset_jobs if job.output_path]
+    problems += [
+        SpecProblem("field `output_path`", f"two jobs write to `{path}`; give each its own folder")
+        for path in sorted({path for path in paths if paths.count(path) > 1})
     ]
     if problems:
         raise SpecValidationError(source, problems)

@@ -50,3 +50,46 @@ def test_an_explicitly_empty_target_schema_is_refused() -> None:
             sql_text="SELECT 1",
             target_schema=[],
         )
+
+
+@pytest.mark.parametrize("path", ["silver/orders", "bronze/x", "./gold/y", "quarantine/q"])
+def test_output_path_cannot_take_over_a_managed_folder(path: str) -> None:
+    with pytest.raises(ValidationError, match="which lakebook manages"):
+        dataset_job(
+            name="things",
+            layer="gold",
+            inputs=[{"dataset": "bronze.things"}],
+            sql_text="SELECT 1",
+            output_path=path,
+        )
+
+
+def test_two_jobs_cannot_share_an_output_path() -> None:
+    from lakebook.errors import SpecValidationError
+    from lakebook.specs import parse_pipeline
+
+    job = {"layer": "silver", "inputs": [{"dataset": "bronze.x"}], "sql_text": "SELECT 1"}
+    with pytest.raises(SpecValidationError, match="two jobs write to `shared/t`"):
+        parse_pipeline(
+            {
+                "name": "p",
+                "dataset_jobs": [
+                    {"name": "a", "output_path": "shared/t", **job},
+                    {"name": "b", "output_path": "shared/t/", **job},
+                ],
+            }
+        )
+
+
+def test_template_jobs_refuse_sql_text_and_scd2_refuses_other_refresh_modes() -> None:
+    scd2 = {
+        "name": "dim",
+        "layer": "silver",
+        "transform_type": "scd2_dimension",
+        "inputs": [{"dataset": "bronze.x"}],
+        "scd2": {"business_key_columns": ["id"]},
+    }
+    with pytest.raises(ValidationError, match="`sql_text` only applies to transform_type `sql`"):
+        dataset_job(**{**scd2, "sql_text": "SELECT 1"})
+    with pytest.raises(ValidationError, match="use `refresh_mode: full_refresh`"):
+        dataset_job(**{**scd2, "refresh_mode": "append"})
