@@ -10,15 +10,21 @@ a disk-backed DuckDB database, so memory stays bounded whatever the input size:
 3. Valid rows past the watermark, minus duplicates (within the batch by `dedupe_keys`, and rows
    re-read at the watermark boundary that Bronze already holds), stream into the Delta commit.
 
+A plain CSV load with a `user_schema` (not incremental, no `dedupe_keys`) first tries one pass
+(`_load_fast`): typed with the same expressions and written straight into Bronze; if any row would
+be invalid, it deletes what it wrote and the steps above run instead.
+
 Every run accounts for every row: rows_read = rows_written + quarantined_rows + deduplicated_rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +57,9 @@ ERROR_EXAMPLES = 5
 SAMPLE_ROWS = 10
 BATCH_ROWS = 256 * 1024
 SECONDS_PER_DAY = 86_400
+# The one-pass load of plain CSV jobs with a `user_schema` (see `_load_fast`). Tests turn it off to
+# compare its Bronze table with the full path's; nothing else should.
+FAST_PATH = True
 
 
 def landing_folder(context: JobContext, job: IngestJob) -> Path:
@@ -230,6 +239,16 @@ def _load(
     # A plain load streams from the files twice (count, then write) rather than copying every
     # row into DuckDB first; de-duplication and watermarks need the rows at hand.
     streamable = not incremental and not job.dedupe_keys
+    if (
+        FAST_PATH
+        and streamable
+        and job.schema_mode == "user"
+        and all(file.format == "csv" for file in fetched.files)
+        and len({file.path for file in fetched.files}) == len(fetched.files)
+    ):
+        sample = _load_fast(con, context, job, result)
+        if sample is not None:
+            return sample
     kind = "VIEW" if streamable else "TABLE"
     con.execute(f"CREATE {kind} checked AS SELECT * FROM checked_rows")
     output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
@@ -305,18 +324,86 @@ def _load(
     return con.sql(f"{output_sql} LIMIT {SAMPLE_ROWS}").to_arrow_table()
 
 
+def _load_fast(
+    con: duckdb.DuckDBPyConnection, context: JobContext, job: IngestJob, result: JobResult
+) -> pa.Table | None:
+    """One pass for a plain CSV load with a `user_schema`: type and write in the same scan.
+
+    Each column is typed with exactly the full path's expression (see `_checked_select`), but
+    with a strict CAST: a value the full path would flag as unreadable aborts the write instead.
+    Required columns are checked from the written files' null counts (a required string column
+    is written as NULL where the full path finds it empty, only for that check). Any doubt: a
+    cast error, a CSV line DuckDB set aside, a NULL in a required column, a row whose file is not
+    known, or no rows at all, deletes the staged files and returns None, and the full path runs
+    as if this had not been tried, with its own messages, quarantine and row numbers. When every
+    row is valid the two paths write the same Bronze table.
+    """
+    assert job.user_schema is not None
+    typed = []
+    for spec in job.user_schema:
+        raw = f"NULLIF(trim({q(spec.name)}::VARCHAR), '')"
+        if spec.type != "string":
+            value = f"CAST({raw} AS {DUCKDB_TYPES[spec.type]})"
+        elif spec.nullable:
+            value = f"{q(spec.name)}::VARCHAR"
+        else:
+            value = f"CASE WHEN {raw} IS NULL THEN NULL ELSE {q(spec.name)}::VARCHAR END"
+        typed.append(f"{value} AS {q(spec.name)}")
+    names = [spec.name for spec in job.user_schema]
+    output_sql = (
+        f"SELECT {_output_columns(context, job, names)} FROM (SELECT {', '.join(typed)}, "
+        "__landed FROM renamed) c LEFT JOIN landed_files f USING (__landed)"
+    )
+    required = [spec.name for spec in job.user_schema if not spec.nullable]
+    rejected_before = _rejected_count(con)
+    rows: list[int] = []
+
+    def accept(staged: list[StagedFile]) -> bool:
+        nulls = {name: sum(file.null_counts.get(name, 1) for file in staged) for name in required}
+        rows.append(sum(file.rows for file in staged))
+        return (
+            rows[0] > 0
+            and _rejected_count(con) == rejected_before
+            and not any(nulls.values())
+            and sum(file.null_counts.get("_source_file", 1) for file in staged) == 0
+        )
+
+    try:
+        version = _write_bronze(con, context, job, output_sql, None, accept=accept)
+    except duckdb.Error:
+        return None  # the full path reads the files again and reports what is wrong
+    if version is None:
+        return None
+    result.table_version = version
+    result.rows_read = result.rows_written = rows[0]
+    result.quarantined_rows = result.deduplicated_rows = 0
+    return con.sql(f"{output_sql} LIMIT {SAMPLE_ROWS}").to_arrow_table()
+
+
+def _rejected_count(con: duckdb.DuckDBPyConnection) -> int:
+    """How many CSV errors DuckDB has set aside so far in this connection (`store_rejects`)."""
+    try:
+        return _count(con, "reject_errors")
+    except duckdb.CatalogException:  # no scan has stored rejects yet
+        return 0
+
+
 def _write_bronze(
     con: duckdb.DuckDBPyConnection,
     context: JobContext,
     job: IngestJob,
     output_sql: str,
-    expected_rows: int,
-) -> int:
+    expected_rows: int | None,
+    accept: Callable[[list[StagedFile]], bool] | None = None,
+) -> int | None:
     """Write the output into Bronze as ONE Delta commit; returns the new table version.
 
     DuckDB writes the Parquet files itself, straight from the query (parallel, and memory stays
     flat whatever the size), into a fresh folder of the table; one Delta commit then adds them.
     A schema change on append goes through deltalake's writer, which merges schemas.
+
+    With `accept` (and `expected_rows` None), the files are always written and `accept` decides
+    from them whether to commit: when it refuses, they are deleted and None is returned.
     """
     path = context.lake.table_path(job.dataset)
     mode: WriteMode = "append" if job.incremental_mode == "incremental" else "overwrite"
@@ -336,11 +423,13 @@ def _write_bronze(
         values = {"dt": context.run_date.strftime(PARTITION_FORMATS[job.partition_pattern])}
         select = f"SELECT * EXCLUDE (dt) FROM ({output_sql})"
         folder = path / f"dt={values['dt']}"
+    # Folders this write creates, deepest first: a refused attempt leaves no trace of itself.
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last level
     folder = folder / f"{context.run_id}-{uuid.uuid4().hex[:8]}"
     staged: list[StagedFile] = []
     try:
-        if expected_rows:
+        if expected_rows or accept is not None:
             codec = "uncompressed" if job.compression == "none" else job.compression
             written = con.sql(
                 f"COPY ({select}) TO {quote_literal(str(folder))} (FORMAT parquet, "
@@ -356,7 +445,11 @@ def _write_bronze(
                 )
                 for row in written
             ]
-        if sum(file.rows for file in staged) != expected_rows:
+        if accept is not None and not accept(staged):
+            shutil.rmtree(folder, ignore_errors=True)
+            _remove_empty(created)
+            return None
+        if expected_rows is not None and sum(file.rows for file in staged) != expected_rows:
             raise LakebookError(
                 f"Job `{job.name}`: DuckDB wrote {sum(f.rows for f in staged)} rows but "
                 f"{expected_rows} were counted; nothing was committed. This is a bug in lakebook."
@@ -366,7 +459,16 @@ def _write_bronze(
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # files no commit refers to
+        if accept is not None:
+            _remove_empty(created)
         raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove these folders (deepest first) where they are empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty, or gone already
+            folder.rmdir()
 
 
 def _load_nothing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -529,3 +530,226 @@ def test_full_snapshot_of_an_empty_api_result_empties_the_table(empty_workspace:
     _load_nothing(make_context(empty_workspace, "r2"), job, False, result)
     assert result.table_version == 1
     assert bronze_rows(empty_workspace) == []
+
+
+# The one-pass load (`lakebook.ingest._load_fast`) must write exactly what the full path writes,
+# and leave anything it is not sure about to the full path.
+TRICKY_SCHEMA = [
+    {"name": "id", "type": "integer", "nullable": False},
+    {"name": "big", "type": "bigint"},
+    {"name": "amount", "type": "double"},
+    {"name": "price", "type": "decimal"},
+    {"name": "day", "type": "date"},
+    {"name": "at", "type": "timestamp"},
+    {"name": "flag", "type": "boolean"},
+    {"name": "name", "type": "string"},
+    {"name": "code", "type": "string", "nullable": False},
+]
+TRICKY_HEADER = b"id,big,amount,price,day,at,flag,name,code\n"
+TRICKY_CLEAN = TRICKY_HEADER + (
+    b" 1 , 1000000000000 , 2.5 , 3.50 , 2024-01-02 ,2024-01-01 10:00:00+02, true ,  padded  ,a\n"
+    b'"2","","","","","","",,"b"\n'
+    b'3,-7,1e3,1.1234567891234,2024-1-2,2024-01-01T10:00:00Z,TRUE,"",c c\n'
+    b'4,+5,-0,-0.5,2024-02-29,2024-01-01,t,NULL,"x,y"\n'
+    b"5,0,nan,0,2000-01-01,2024-06-30 23:59:59.123456,1,null,  z\n"
+    b'6,,inf,12345678901234567890.5,1999-12-31,2024-01-01 00:00:00-05:30,f," q ",0\n'
+    b'7,8,1.5e-3,0.000000001,2024-01-01,2024-01-01 12:00,0,"""quoted""",yes\n'
+)
+# Values lakebook may or may not read (booleans like `yes`, integers like `1.5`), values it
+# cannot read, required values missing (a blank required string too), and an unparseable line.
+TRICKY_DIRTY = TRICKY_HEADER + (
+    b"1,1,1,1,2024-01-01,2024-01-01,yes,a,a\n"
+    b"2,1.5,1,1,2024-01-01,2024-01-01,no,b,b\n"
+    b"3,1,1,1,2024-01-01,2024-01-01,true,c,   \n"
+    b"4,1,1,1,2024-01-01,2024-01-01,maybe,d,d\n"
+    b" ,1,1,1,2024-01-01,2024-01-01,true,e,e\n"
+    b"6,1,1,1,2024-13-01,2024-01-01 25:00,true,f,f\n"
+    b"7,1,1,1,2024-01-01,2024-01-01,true,g,g,extra\n"
+    b"8,1,abc,x,2024-01-01,2024-01-01,false,h,h\n"
+    b"9,1,1,1,2024-01-01,2024-01-01,false,i,i\n"
+    b"10,1,1,1,2024-01-01,2024-01-01,false,j,j\n"
+)
+
+
+def same(row: dict[str, Any], drop: str, job: str) -> dict[str, Any]:
+    """The row without its timestamp `drop`, and its Landing path without the job's name."""
+    row = {k: v for k, v in row.items() if k != drop}
+    row = {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+    if row.get("_source_file"):
+        row["_source_file"] = row["_source_file"].replace(f"/{job}/", "/JOB/")
+    return row
+
+
+# The same without the unparseable line: DuckDB reads it all, lakebook's checks find the errors.
+TRICKY_INVALID = TRICKY_DIRTY.replace(b"7,1,1,1,2024-01-01,2024-01-01,true,g,g,extra\n", b"")
+
+
+def run_both_paths(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, **fields: Any
+) -> tuple[list[Any], list[Any], list[bool]]:
+    """Ingest `content` with the fast path on, then off (datasets `fast` and `full`); returns
+    what each did (result counts, Bronze rows, quarantined rows, or the error) and whether the
+    fast path committed."""
+    path = source(workspace, "tricky.csv", content)
+    committed: list[bool] = []
+    load_fast = lakebook.ingest._load_fast
+
+    def spy(*args: Any) -> Any:
+        sample = load_fast(*args)
+        committed.append(sample is not None)
+        return sample
+
+    monkeypatch.setattr(lakebook.ingest, "_load_fast", spy)
+    outcomes = []
+    for name, fast in (("fast", True), ("full", False)):
+        monkeypatch.setattr(lakebook.ingest, "FAST_PATH", fast)
+        extra = {}
+        if fields.get("error_handling") == "quarantine":
+            extra["quarantine_path"] = f"quarantine/{name}"
+        job = make_job(
+            name=name, schema_mode="user", config={"file": {"path": path}}, **fields, **extra
+        )
+        try:
+            result, sample = ingest(make_context(workspace), job, None)
+        except IngestError as error:
+            outcomes.append(["error", str(error).replace("fast", "full")])
+            continue
+        counts = (result.rows_read, result.rows_written, result.quarantined_rows)
+
+        rows, schema = [], ""
+        if (workspace / "lake" / "bronze" / name).exists():
+            rows = [same(row, "_ingested_at", name) for row in bronze_rows(workspace, name)]
+            table_path = str(workspace / "lake" / "bronze" / name)
+            schema = str(DeltaTable(table_path).schema().to_arrow())  # names, order, types
+        quarantined = []
+        if (workspace / "lake" / "quarantine" / name).exists():
+            table = DeltaTable(str(workspace / "lake" / "quarantine" / name)).to_pyarrow_table()
+            quarantined = sorted(
+                (same(row, "_quarantined_at", name) for row in table.to_pylist()),
+                key=lambda row: row["_source_row"],
+            )
+        head = sorted((same(row, "_ingested_at", name) for row in sample.to_pylist()), key=str)
+        outcomes.append([counts, rows, quarantined, head, schema])
+    return outcomes[0], outcomes[1], committed
+
+
+def test_fast_path_writes_what_the_full_path_writes(
+    empty_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, full, committed = run_both_paths(
+        empty_workspace, monkeypatch, TRICKY_CLEAN, user_schema=TRICKY_SCHEMA
+    )
+    assert committed == [True]  # the clean file took the one-pass load
+    assert fast == full
+    counts, rows, _, _, _ = fast
+    assert counts == (7, 7, 0)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[1]["name"] == "  padded  " and by_id[1]["flag"] is True
+    assert by_id[2]["big"] is None and by_id[2]["name"] is None
+    assert by_id[3]["name"] is None and by_id[4]["name"] == "NULL"
+    assert by_id[7]["name"] == '"quoted"' and by_id[5]["code"] == "  z"
+
+
+@pytest.mark.parametrize("partition_mode", ["date", "none"])
+def test_fast_path_with_rename_map_and_partitioning(
+    empty_workspace: Path, monkeypatch: pytest.MonkeyPatch, partition_mode: str
+) -> None:
+    content = b"ID,Note,extra\n1,a,x\n2,,y\n"
+    fast, full, committed = run_both_paths(
+        empty_workspace,
+        monkeypatch,
+        content,
+        user_schema=[{"name": "id", "type": "integer"}, {"name": "Note", "type": "string"}],
+        rename_map={"ID": "id"},
+        partition_mode=partition_mode,
+    )
+    assert committed == [True]
+    assert fast == full
+    assert [row["id"] for row in fast[1]] == [1, 2]
+    assert ("dt" in fast[1][0]) == (partition_mode == "date")
+
+
+@pytest.mark.parametrize("handling", ["quarantine", "fail"])
+def test_dirty_file_falls_back_to_the_full_path(
+    empty_workspace: Path, monkeypatch: pytest.MonkeyPatch, handling: str
+) -> None:
+    fast, full, committed = run_both_paths(
+        empty_workspace,
+        monkeypatch,
+        TRICKY_DIRTY,
+        user_schema=TRICKY_SCHEMA,
+        error_handling=handling,
+        max_invalid_ratio=0.9,
+    )
+    assert True not in committed  # (a line of the wrong width fails while the columns are read)
+    assert fast == full
+    if handling == "fail":
+        assert fast[0] == "error"
+        assert "row(s) failed validation" in fast[1] or "could not be read" in fast[1]
+    else:
+        counts, _, quarantined, _, _ = fast
+        assert counts[0] == counts[1] + counts[2] == 10
+        assert counts[2] >= 6  # rows 3 to 8 at least
+        assert any(
+            row["_raw_line"] == "7,1,1,1,2024-01-01,2024-01-01,true,g,g,extra"
+            for row in quarantined
+        )
+    # The refused attempt left no files behind: only the committed table's own.
+    bronze = empty_workspace / "lake" / "bronze" / "fast"
+    if handling == "fail":
+        assert not bronze.exists()
+    else:
+        live = {Path(p).name for p in DeltaTable(str(bronze)).file_uris()}
+        assert {p.name for p in bronze.rglob("*.parquet")} == live
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        TRICKY_HEADER,  # no rows
+        TRICKY_HEADER + b"1,,,,,,,,\n",  # a required string column empty
+        TRICKY_HEADER + b",,,,,,,,a\n",  # a required integer column empty
+        TRICKY_HEADER + b"1,,,,,,,,a,b\n",  # an unparseable line
+    ],
+)
+def test_fast_path_edge_cases_match_the_full_path(
+    empty_workspace: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    fast, full, committed = run_both_paths(
+        empty_workspace,
+        monkeypatch,
+        content,
+        user_schema=TRICKY_SCHEMA,
+        error_handling="quarantine",
+        max_invalid_ratio=1.0,
+    )
+    assert committed == [False]
+    assert fast == full
+
+
+@pytest.mark.parametrize("handling", ["quarantine", "fail"])
+def test_invalid_values_refuse_the_fast_path(
+    empty_workspace: Path, monkeypatch: pytest.MonkeyPatch, handling: str
+) -> None:
+    fast, full, committed = run_both_paths(
+        empty_workspace,
+        monkeypatch,
+        TRICKY_INVALID,
+        user_schema=TRICKY_SCHEMA,
+        error_handling=handling,
+        max_invalid_ratio=0.9,
+    )
+    assert committed == [False]  # tried, refused, its files deleted
+    assert fast == full
+    if handling == "fail":
+        assert fast[0] == "error"
+        assert "tricky.csv row 4: column `flag`: cannot read 'maybe' as boolean" in fast[1]
+        assert "tricky.csv row 5: column `id`: a value is required" in fast[1]
+        assert not (empty_workspace / "lake" / "bronze" / "fast").exists()
+    else:
+        counts, _, quarantined, _, _ = fast
+        assert counts[0] == counts[1] + counts[2] == 9
+        assert {3, 4, 5, 6, 7} <= {row["_source_row"] for row in quarantined}
+        bronze = empty_workspace / "lake" / "bronze" / "fast"
+        live = {Path(p).name for p in DeltaTable(str(bronze)).file_uris()}
+        assert {p.name for p in bronze.rglob("*.parquet")} == live
