@@ -8,7 +8,10 @@ Order of work in `evaluate`:
 2. One pass: every row-level rule becomes a boolean flag column of ONE query that also computes
    the metrics (`metric_threshold`, `metric_change`), the freshness age and the row count; there
    is no scan per rule. Table-level checks that need another shape (`row_count` per day,
-   `custom_sql`, `schema`) run their own small query.
+   `custom_sql`, `schema`) run their own small query. A `unique` rule joins its duplicated keys
+   (one hash aggregate) rather than a window over every row. When no rule drops or quarantines,
+   the pass keeps only the rows failing some rule, and the per-rule counts and samples are read
+   from those rows (the row count and metrics from a plain aggregate): no second scan.
 3. Samples: when a row-level rule fails, up to `sample_size` failing rows are kept as dicts.
 4. `fail`: any failing rule whose action is `fail` raises `DataQualityError` (whatever its
    severity) before anything is removed or written.
@@ -192,26 +195,39 @@ def evaluate(
     fixed = {rule.name: _apply_auto_fix(con, table, rule, job) for rule in rules if rule.auto_fix}
     row_rules = [rule for rule in rules if rule.row_level]
     pass_rules = [rule for rule in rules if rule.check_type in (*METRIC_CHECKS, "freshness")]
-    flags = [
-        f"coalesce({failing_row_predicate(r)}, FALSE) AS __rule_{i}"
-        for i, r in enumerate(row_rules)
-    ]
-    flagged = f"SELECT *{''.join(', ' + f for f in flags)} FROM {q(table)} AS {ROW_ALIAS}"
-    aggregates = ["count(*)"]
+    flagged = _flagged_query(table, row_rules)
+    counts = ["count(*)"]
     for i, rule in enumerate(row_rules):
-        aggregates.append(f"count_if(__rule_{i})")
+        counts.append(f"coalesce(count_if(__rule_{i}), 0)")
         if rule.check_type == "unique":
             keys = ", ".join(q(key) for key in rule.key_columns)
-            aggregates.append(f"count(DISTINCT ({keys})) FILTER (WHERE __rule_{i})")
+            counts.append(f"count(DISTINCT ({keys})) FILTER (WHERE __rule_{i})")
         else:
-            aggregates.append("NULL")
-    for rule in pass_rules:
-        aggregates.append(f"CAST(({_pass_expression(rule)}) AS DOUBLE)")
+            counts.append("NULL")
+    measures = ["count(*)", *(f"CAST(({_pass_expression(r)}) AS DOUBLE)" for r in pass_rules)]
+    # Without drop/quarantine rules the one pass keeps just the rows failing some rule (their
+    # samples come from them, with no second scan) and the counts are taken from those rows.
+    early = bool(row_rules) and not any(
+        r.action_on_violation in ("drop", "quarantine") for r in row_rules
+    )
     started = time.perf_counter()
-    # One pass computes every row-level rule's count and every metric; nothing is materialised.
+    # One pass computes every row-level rule's count and every metric.
     try:
-        row = con.sql(f"SELECT {', '.join(aggregates)} FROM ({flagged})").fetchall()[0]
+        if early:
+            any_rule = " OR ".join(f"__rule_{i}" for i in range(len(row_rules)))
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE __dq_flagged AS "
+                f"SELECT * FROM ({flagged}) WHERE {any_rule}"
+            )
+            measured = con.sql(f"SELECT {', '.join(measures)} FROM {q(table)}").fetchall()[0]
+            flag_counts = con.sql(f"SELECT {', '.join(counts)} FROM __dq_flagged").fetchall()[0]
+            row = (measured[0], *flag_counts[1:], *measured[1:])
+        else:
+            aggregates = [*counts, *measures[1:]]
+            row = con.sql(f"SELECT {', '.join(aggregates)} FROM ({flagged})").fetchall()[0]
     except duckdb.Error as error:
+        if early:
+            con.execute("DROP TABLE IF EXISTS __dq_flagged")
         raise _rule_error(con, table, rules, job, error) from error
     pass_ms = (time.perf_counter() - started) * 1000
     total = int(row[0])
@@ -247,7 +263,9 @@ def evaluate(
     columns = [str(name) for (name, *_rest) in con.sql(f"DESCRIBE {q(table)}").fetchall()]
     if failing_row_rules:
         source = "__dq_flagged"
-        if removing:  # the kept rows come from it too: materialise every row once
+        if early:
+            pass  # the one pass already kept the failing rows
+        elif removing:  # the kept rows come from it too: materialise every row once
             con.execute(f"CREATE OR REPLACE TEMP TABLE {source} AS {flagged}")
         else:  # samples only: keep just the failing rows
             any_failing = " OR ".join(f"__rule_{i}" for i, _ in failing_row_rules)
@@ -270,9 +288,36 @@ def evaluate(
         report = _remove_rows(
             con, table, columns, failing_row_rules, removing, run_id, checked_at, report
         )
-    if failing_row_rules:
-        con.execute("DROP TABLE __dq_flagged")
+    if failing_row_rules or early:
+        con.execute("DROP TABLE IF EXISTS __dq_flagged")
     return report
+
+
+def _flagged_query(table: str, row_rules: list[DQRule]) -> str:
+    """The checked table's rows with one boolean column `__rule_<i>` per row-level rule.
+
+    A `unique` rule joins the (few) duplicated keys, aggregated once, instead of a window over
+    every row: same rows flagged, a hash aggregate instead of a sort.
+    """
+    flags, joins = [], []
+    for i, rule in enumerate(row_rules):
+        if rule.check_type != "unique":
+            flags.append(f"coalesce({failing_row_predicate(rule)}, FALSE) AS __rule_{i}")
+            continue
+        alias = f"__dq_dup_{i}"
+        keys = [q(key) for key in rule.key_columns]
+        named = ", ".join(f"{key} AS {alias}_k{k}" for k, key in enumerate(keys))
+        present = " AND ".join(f"{key} IS NOT NULL" for key in keys)
+        on = " AND ".join(f"{ROW_ALIAS}.{key} = {alias}.{alias}_k{k}" for k, key in enumerate(keys))
+        joins.append(
+            f" LEFT JOIN (SELECT {named}, TRUE AS {alias}_hit FROM {q(table)} WHERE {present} "
+            f"GROUP BY ALL HAVING count(*) > 1) AS {alias} ON {on}"
+        )
+        flags.append(f"coalesce({alias}.{alias}_hit, FALSE) AS __rule_{i}")
+    return (
+        f"SELECT {ROW_ALIAS}.*{''.join(', ' + f for f in flags)} "
+        f"FROM {q(table)} AS {ROW_ALIAS}{''.join(joins)}"
+    )
 
 
 def _pass_expression(rule: DQRule) -> str:
