@@ -367,6 +367,185 @@ def watermark_rewind(ctx: click.Context, job: str, to_run: str, pipeline: str | 
     )
 
 
+@main.group()
+def dq() -> None:
+    """Data-quality results of every run, and incidents: list, inspect, acknowledge, resolve."""
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+@dq.command("results")
+@click.option("--dataset", "-d", help="Only this dataset, e.g. `silver.orders`.")
+@click.option("--run", "run_id", help="Only this run (an id or a unique prefix).")
+@click.option("--limit", "-n", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@handle_errors
+def dq_results(
+    ctx: click.Context, dataset: str | None, run_id: str | None, limit: int, as_json: bool
+) -> None:
+    """List DQ results per rule and run, newest first (failed runs included)."""
+    rows = _workspace(ctx).dq_results(dataset=dataset, run=run_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps([row.as_dict() for row in rows], indent=2, default=str))
+        return
+    table = Table()
+    table.add_column("run", no_wrap=True, min_width=23)
+    for title in (
+        "dataset",
+        "rule",
+        "check",
+        "severity",
+        "result",
+        "checked",
+        "failing",
+        "rate",
+        "observed",
+        "action taken",
+        "ms",
+    ):
+        table.add_column(title)
+    for row in rows:
+        table.add_row(
+            row.run_id,
+            row.dataset,
+            row.rule,
+            row.check_type,
+            row.severity,
+            "[green]pass[/]" if row.passed else "[red]FAIL[/]",
+            str(row.rows_checked),
+            str(row.rows_failing),
+            _number(row.failure_rate),
+            _number(row.observed_value, 8),
+            row.action_taken or "-",
+            _number(row.duration_ms, 3),
+        )
+    stdout.print(table)
+
+
+@dq.command("incidents")
+@click.option(
+    "--status", "-s", type=click.Choice(["open", "acknowledged", "resolved"]), help="Only these."
+)
+@click.option("--dataset", "-d", help="Only this dataset, e.g. `silver.orders`.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@handle_errors
+def dq_incidents(
+    ctx: click.Context, status: str | None, dataset: str | None, as_json: bool
+) -> None:
+    """List data-quality incidents, newest first."""
+    rows = _workspace(ctx).incidents(status=status, dataset=dataset)
+    if as_json:
+        click.echo(json.dumps([row.as_dict() for row in rows], indent=2, default=str))
+        return
+    table = Table("id", "status", "severity", "dataset", "rule", "seen", "failing", "owner")
+    table.add_column("last run", no_wrap=True, min_width=23)
+    table.add_column("updated (UTC)")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.status,
+            row.severity,
+            row.dataset,
+            row.rule,
+            str(row.occurrences),
+            str(row.rows_failing),
+            row.owner or "-",
+            row.last_run_id,
+            _when(row.updated_at),
+        )
+    stdout.print(table)
+
+
+@dq.command("incident")
+@click.argument("incident_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+@handle_errors
+def dq_incident(ctx: click.Context, incident_id: int, as_json: bool) -> None:
+    """Show one incident: its rule, runs, metrics, status history and sample of failing rows."""
+    row = _workspace(ctx).incident(incident_id)
+    if as_json:
+        click.echo(json.dumps(row.as_dict(), indent=2, default=str))
+        return
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column()
+    for name, value in (
+        ("incident", str(row.id)),
+        ("status", row.status),
+        ("owner", row.owner or "-"),
+        ("pipeline / job", f"{row.pipeline} / {row.job}"),
+        ("dataset", row.dataset),
+        ("rule", f"{row.rule} ({row.check_type}, severity {row.severity})"),
+        ("action taken", row.action_taken),
+        ("occurrences", str(row.occurrences)),
+        ("rows failing", f"{row.rows_failing} (rate {_number(row.failure_rate)})"),
+        ("opened", f"{_when(row.opened_at)} in run {row.opened_run_id}"),
+        ("last seen", f"{_when(row.updated_at)} in run {row.last_run_id}"),
+        ("acknowledged", _when(row.acknowledged_at)),
+        ("resolved", _when(row.resolved_at)),
+        ("notification", row.notification or "-"),
+        ("note", row.note or "-"),
+    ):
+        details.add_row(name, value)
+    stdout.print(details, highlight=False)
+    sample = row.sample or []
+    if not sample:
+        stdout.print("No sample of failing rows.", highlight=False)
+        return
+    stdout.print(f"Sample of failing rows ({len(sample)}):", highlight=False)
+    columns = list(dict.fromkeys(name for item in sample for name in item))
+    table = Table(*columns)
+    for item in sample:
+        table.add_row(*("" if item.get(c) is None else str(item.get(c)) for c in columns))
+    stdout.print(table)
+
+
+@dq.command("ack")
+@click.argument("incident_id", type=int)
+@click.option("--owner", "-o", help="Who takes the incident (needed unless it has an owner).")
+@click.pass_context
+@handle_errors
+def dq_ack(ctx: click.Context, incident_id: int, owner: str | None) -> None:
+    """Acknowledge incident INCIDENT_ID: someone owns it now."""
+    row = _workspace(ctx).acknowledge(incident_id, owner)
+    stdout.print(f"Incident {row.id} acknowledged by {row.owner}.", highlight=False)
+
+
+@dq.command("resolve")
+@click.argument("incident_id", type=int)
+@click.option("--note", help="What was done about it.")
+@click.pass_context
+@handle_errors
+def dq_resolve(ctx: click.Context, incident_id: int, note: str | None) -> None:
+    """Resolve incident INCIDENT_ID; a later violation of its rule opens a new incident."""
+    row = _workspace(ctx).resolve(incident_id, note)
+    stdout.print(f"Incident {row.id} resolved.", highlight=False)
+
+
+@dq.command("replay")
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay summary as JSON.")
+@click.pass_context
+@handle_errors
+def dq_replay(ctx: click.Context, dataset: str, as_json: bool) -> None:
+    """Re-check DATASET's quarantined rows with the current rules; rows that pass are added."""
+    summary = _workspace(ctx).replay_quarantine(dataset)
+    if as_json:
+        click.echo(json.dumps(vars(summary), indent=2, default=str))
+        return
+    stdout.print(
+        f"Replayed {summary.rows_replayed} quarantined row(s) of {summary.dataset}: "
+        f"{summary.rows_accepted} accepted, {summary.rows_still_failing} still failing, "
+        f"{summary.rows_dropped} dropped (replay {summary.replay_id}).",
+        highlight=False,
+    )
+
+
 @main.command("schema")
 @click.option(
     "--output", "-o", type=click.Path(file_okay=False), help="Write one JSON file per spec here."

@@ -131,3 +131,11 @@ class JobFailedError(LakebookError):
 
 class RunNotFoundError(LakebookError):
     """No pipeline run has the requested id."""
+
+
+class IncidentNotFoundError(LakebookError):
+    """No data-quality incident has the requested id."""
+
+
+class IncidentStatusError(LakebookError):
+    """An incident cannot move to the requested status from the one it is in."""

@@ -31,8 +31,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from lakebook import dq
 from lakebook.errors import IngestError, LakebookError
-from lakebook.results import JobResult
+from lakebook.results import JobResult, RuleOutcome
 from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, LoadFile, source_for
 from lakebook.specs import TEXT_FORMATS, IngestJob
@@ -53,6 +54,7 @@ DUCKDB_TYPES = {
 PARTITION_FORMATS = {"yyyy/MM/dd": "%Y-%m-%d", "yyyy/MM": "%Y-%m", "yyyy": "%Y"}
 LANDING_FOLDERS = {"yyyy/MM/dd": "%Y/%m/%d", "yyyy/MM": "%Y/%m", "yyyy": "%Y"}
 METADATA_COLUMNS = ("_run_id", "_ingested_at", "_source_file", "dt")
+FILE_SOURCES = ("file_upload", "local_path", "s3")
 ERROR_EXAMPLES = 5
 SAMPLE_ROWS = 10
 BATCH_ROWS = 256 * 1024
@@ -214,6 +216,7 @@ def _load(
     incremental = job.incremental_mode == "incremental" and job.watermark_column is not None
     if not fetched.files:
         return _load_nothing(context, job, incremental, result)
+    _check_empty_files(context, job, fetched)
     landed = ", ".join(
         f"({quote_literal(str(file.path))}, "
         f"{quote_literal(str(file.path.relative_to(context.lake.root)))})"
@@ -243,14 +246,20 @@ def _load(
         FAST_PATH
         and streamable
         and job.schema_mode == "user"
+        and not job.data_quality  # rules need the rows at hand, typed: the full path
         and all(file.format == "csv" for file in fetched.files)
         and len({file.path for file in fetched.files}) == len(fetched.files)
     ):
         sample = _load_fast(con, context, job, result)
         if sample is not None:
             return sample
-    kind = "VIEW" if streamable else "TABLE"
-    con.execute(f"CREATE {kind} checked AS SELECT * FROM checked_rows")
+    # Data-quality rules read, fix and set aside rows: they need them copied into DuckDB.
+    materialised = not streamable or bool(job.data_quality)
+    con.execute(
+        f"CREATE {'TABLE' if materialised else 'VIEW'} checked AS SELECT * FROM checked_rows"
+    )
+    if job.data_quality:
+        result.dq = _check_rules(con, context, job)
     output_columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
 
     past_watermark = "TRUE"
@@ -270,7 +279,7 @@ def _load(
         "FROM checked c"
     ).fetchall()[0]
     rejected = _collect_rejected_lines(con, job) if keep_rejects else 0
-    if streamable and (invalid or rejected):  # quarantine locates rows by position
+    if not materialised and (invalid or rejected):  # quarantine locates rows by position
         con.execute("DROP VIEW checked")
         con.execute("CREATE TABLE checked AS SELECT * FROM checked_rows")
     result.rows_read = int(total) + rejected
@@ -530,10 +539,16 @@ def _check_renames(job: IngestJob, columns: list[str]) -> list[str]:
     return renamed
 
 
-def _checked_select(job: IngestJob, columns: list[str]) -> str:
-    """SELECT giving each row typed, with `__reason` and `__raw` (see the module docstring)."""
+def _checked_select(
+    job: IngestJob, columns: list[str], relation: str = "renamed", carried: str = "__landed"
+) -> str:
+    """SELECT giving each row typed, with `__reason` and `__raw` (see the module docstring).
+
+    `relation` holds the text columns and `carried`, a column passed through as it is (a replay
+    types quarantined rows with it, carrying their identity).
+    """
     if job.schema_mode != "user":
-        return "SELECT *, NULL::VARCHAR AS __reason, NULL AS __raw FROM renamed"
+        return f"SELECT *, NULL::VARCHAR AS __reason, NULL AS __raw FROM {relation}"
     assert job.user_schema is not None
     missing = [spec.name for spec in job.user_schema if spec.name not in columns]
     if missing:
@@ -567,9 +582,67 @@ def _checked_select(job: IngestJob, columns: list[str]) -> str:
     )
     return (
         f"SELECT {outputs}, __reason, CASE WHEN __reason IS NOT NULL THEN {raw_row} END AS __raw, "
-        f"__landed FROM (SELECT *, {reason} AS __reason FROM "
-        f"(SELECT *, {', '.join(typed)} FROM renamed))"
+        f"{carried} FROM (SELECT *, {reason} AS __reason FROM "
+        f"(SELECT *, {', '.join(typed)} FROM {relation}))"
     )
+
+
+def _check_empty_files(context: JobContext, job: IngestJob, fetched: Fetched) -> None:
+    """Landing check: a file source's file with no bytes fails the job unless allowed."""
+    if job.allow_empty_files or job.source_type not in FILE_SOURCES:
+        return
+    empty = [file.path for file in fetched.files if file.path.stat().st_size == 0]
+    if empty:
+        names = ", ".join(f"`{path.relative_to(context.lake.root)}`" for path in empty)
+        raise IngestError(
+            f"Job `{job.name}`: source file(s) {names} are empty (0 bytes), so nothing was "
+            "written. An empty file usually means a failed export: check the source, or set "
+            "`allow_empty_files: true` if empty files are expected."
+        )
+
+
+def _check_rules(
+    con: duckdb.DuckDBPyConnection, context: JobContext, job: IngestJob
+) -> list[RuleOutcome]:
+    """Run the job's `data_quality` rules on the valid typed rows of `checked`, in place.
+
+    The rules see those rows as the table `output` (as a dataset job's do). Auto-fixed values
+    replace the originals; a row a rule quarantines becomes invalid, with the rules it fails
+    as its `__reason` and its values as text in `__raw`, so it is counted, located and
+    quarantined like a row that failed `user_schema`. A `fail` rule raises before anything is
+    written.
+    """
+    columns = [c for c in _columns(con, "checked") if not c.startswith("__")]
+    selected = ", ".join(q(column) for column in columns)
+    con.execute(
+        f"CREATE TABLE output AS SELECT rowid AS __row_id, {selected} FROM checked "
+        "WHERE __reason IS NULL ORDER BY rowid"
+    )
+    for referenced in dq.referenced_datasets(job.data_quality):
+        con.register(
+            dq.reference_name(referenced), context.lake.table(referenced).to_pyarrow_dataset()
+        )
+    report = dq.evaluate(
+        con, "output", job.data_quality, job.name, layer="ingest", run_id=context.run_id
+    )
+    if report.dropped_rows:  # the spec forbids `drop`; a row must never vanish unaccounted
+        raise LakebookError(f"Job `{job.name}`: rules dropped rows. This is a bug in lakebook.")
+    fixed = ", ".join(f"k.{q(column)}" for column in columns)
+    reason, raw = "c.__reason", "c.__raw"
+    quarantined = ""
+    if report.quarantine_table is not None:
+        quarantined = f"LEFT JOIN {dq.QUARANTINE_TABLE} r ON r.__row_id = c.rowid"
+        as_text = ", ".join(f"{q(column)} := c.{q(column)}::VARCHAR" for column in columns)
+        reason = "coalesce(c.__reason, r._reason)"
+        raw = f"CASE WHEN r.__row_id IS NOT NULL THEN struct_pack({as_text}) ELSE c.__raw END"
+    con.execute(
+        f"CREATE TABLE __checked_by_rules AS SELECT {fixed}, {reason} AS __reason, "
+        f"{raw} AS __raw, c.__landed FROM checked c LEFT JOIN output k ON k.__row_id = c.rowid "
+        f"{quarantined} ORDER BY c.rowid"
+    )
+    con.execute("DROP TABLE checked")
+    con.execute("ALTER TABLE __checked_by_rules RENAME TO checked")
+    return report.outcomes
 
 
 def _output_columns(context: JobContext, job: IngestJob, columns: list[str]) -> str:

@@ -48,6 +48,8 @@ class JobResult:
     source_files: list[str] = field(default_factory=list)
     manifest: list[dict[str, str]] = field(default_factory=list)
     dq: list[RuleOutcome] = field(default_factory=list)
+    # True when a `fail` rule stopped the job: `dq` holds every outcome, nothing was committed.
+    dq_failed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -22,6 +22,7 @@ from typing import Any
 from lakebook.dag import Dag
 from lakebook.executor import Executor, JobOutcome, JobRequest, job_parameters, template_for
 from lakebook.metadata import (
+    DQIncident,
     DQResult,
     IngestFile,
     JobRun,
@@ -30,7 +31,11 @@ from lakebook.metadata import (
     RunStatus,
     WatermarkEntry,
 )
-from lakebook.specs import IngestJob, PipelineSpec
+from lakebook.results import JobResult, RuleOutcome
+from lakebook.specs import DQRule, IngestJob, PipelineSpec
+
+DEFAULT_SAMPLE_SIZE = 20
+INCIDENT_SEVERITIES = ("warn", "error", "critical")
 
 
 @dataclass
@@ -293,6 +298,9 @@ class PipelineRunner:
             values["table_version"] = result.table_version
             values["result"] = result.as_dict()
         self.store.update_job_run(summary.run_id, outcome.job, **values)
+        if result is not None:
+            # Every run's DQ history, failed ones included; incidents for violations.
+            self._record_dq(summary, result, committed=outcome.succeeded)
         if result is not None and outcome.succeeded:
             self._record_committed_facts(summary, result)
         self.on_progress("finished", line)
@@ -328,23 +336,63 @@ class PipelineRunner:
                     for entry in result.manifest
                 ]
             )
-        if result.dq:
-            self.store.add_dq_results(
-                [
-                    DQResult(
-                        run_id=summary.run_id,
-                        pipeline=summary.pipeline,
-                        job=result.job,
-                        dataset=result.dataset,
-                        rule=item.rule,
-                        check_type=item.check_type,
-                        severity=item.severity,
-                        action=item.action,
-                        rows_checked=item.rows_checked,
-                        rows_failing=item.rows_failing,
-                        passed=item.passed,
-                        checked_at=now,
-                    )
-                    for item in result.dq
-                ]
+
+    def _record_dq(
+        self, summary: RunSummary, result: JobResult, *, committed: bool
+    ) -> list[DQIncident]:
+        """Append one DQ result per rule, then open or update an incident for each violation at
+        severity warn or above, with a sample bounded by the rule's `sample_size`."""
+        if not result.dq:
+            return []
+        now = datetime.now(timezone.utc)
+        rows = [
+            DQResult(
+                run_id=summary.run_id,
+                pipeline=summary.pipeline,
+                job=result.job,
+                dataset=result.dataset,
+                rule=item.rule,
+                check_type=item.check_type,
+                severity=item.severity,
+                action=item.action,
+                rows_checked=item.rows_checked,
+                rows_failing=item.rows_failing,
+                passed=item.passed,
+                checked_at=now,
+                failure_rate=item.failure_rate,
+                duration_ms=item.duration_ms,
+                observed_value=item.observed_value,
+                rows_fixed=item.rows_fixed,
+                action_taken=action_taken(item, result.dq_failed),
+                committed=committed,
+                message=item.message or None,
             )
+            for item in result.dq
+        ]
+        self.store.add_dq_results(rows)
+        rules = {rule.name: rule for rule in self._rules_of(result.job)}
+        incidents = []
+        for item, row in zip(result.dq, rows, strict=True):
+            if item.passed or item.severity not in INCIDENT_SEVERITIES:
+                continue
+            rule = rules.get(item.rule)
+            size = rule.sample_size if rule is not None else DEFAULT_SAMPLE_SIZE
+            notification = item.notification or (rule.notification if rule else None)
+            incidents.append(self.store.record_violation(row, item.samples[:size], notification))
+        return incidents
+
+    def _rules_of(self, job: str) -> list[DQRule]:
+        """The job's data-quality rules as the pipeline file declares them."""
+        spec = next((item for item in self.spec.jobs if item.name == job), None)
+        return list(getattr(spec, "data_quality", None) or [])
+
+
+def action_taken(outcome: RuleOutcome, job_failed: bool) -> str:
+    """What happened because of a rule: `none` when it passed (`auto_fix` when its fix made it
+    pass), its action when it failed, `not_applied` for drop/quarantine/warn rules of a job that
+    another rule failed before anything was removed or committed."""
+    if outcome.passed:
+        return "auto_fix" if outcome.rows_fixed else "none"
+    if job_failed and outcome.action != "fail":
+        return "not_applied"
+    return outcome.action

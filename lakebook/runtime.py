@@ -8,15 +8,18 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lakebook.config import Lakebook, load_settings, metadata_url
 from lakebook.connections import resolve_connection
 from lakebook.results import RESULT_MIME_TYPE, JobResult
-from lakebook.specs import TRANSFORM_CONFIG_FIELD, DatasetJob, IngestJob
+from lakebook.specs import TRANSFORM_CONFIG_FIELD, DatasetJob, DQRule, IngestJob
 from lakebook.storage import Lake, confine
+
+if TYPE_CHECKING:
+    from lakebook.dq import DataQualityError
 
 
 @dataclass
@@ -54,6 +57,19 @@ class JobContext:
         finally:
             store.close()
 
+    def previous_metric_values(self, dataset: str, rules: list[DQRule]) -> dict[str, float]:
+        """Each `metric_change` rule's value in the latest run that committed `dataset`."""
+        names = [rule.name for rule in rules if rule.check_type == "metric_change"]
+        if not names:
+            return {}
+        from lakebook.metadata import MetadataStore
+
+        store = MetadataStore(metadata_url(self.settings, self.workspace))
+        try:
+            return store.previous_observed_values(dataset, names)
+        finally:
+            store.close()
+
     def connection(self, name: str) -> dict[str, Any]:
         """A named connection with its secrets read from the environment."""
         return resolve_connection(dict(self.settings.connections), name)
@@ -73,16 +89,36 @@ def run_ingest(
     context: JobContext, job: IngestJob, watermark: str | None = None
 ) -> tuple[JobResult, pa.Table]:
     """Run an ingest job; returns its result and a sample of the rows written."""
+    from lakebook.dq import DataQualityError
     from lakebook.ingest import ingest
 
-    return ingest(context, job, watermark or None)
+    try:
+        return ingest(context, job, watermark or None)
+    except DataQualityError as error:
+        _emit_failed_checks(job, error)
+        raise
 
 
 def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa.Table]:
     """Run a silver or gold dataset job; returns its result and a sample of the rows written."""
+    from lakebook.dq import DataQualityError
     from lakebook.transform import run_dataset_job as run
 
-    return run(context, job)
+    try:
+        return run(context, job)
+    except DataQualityError as error:
+        _emit_failed_checks(job, error)
+        raise
+
+
+def _emit_failed_checks(job: IngestJob | DatasetJob, error: DataQualityError) -> None:
+    """A `fail` rule stopped the job: still hand the runner every rule's outcome (and show them
+    in the record), so the failed run's DQ results and incidents are recorded too."""
+    from IPython.display import display
+
+    result = JobResult(job=job.name, dataset=job.dataset, dq=list(error.outcomes), dq_failed=True)
+    display(dq_table(result))
+    emit_result(result)
 
 
 def describe_dataset_job(job: DatasetJob) -> None:

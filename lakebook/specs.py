@@ -253,6 +253,20 @@ class IngestJob(Spec):
     )
     rename_map: dict[str, str] = Field(default_factory=dict)
     is_reference: bool = False
+    allow_empty_files: bool = Field(
+        default=False,
+        description=(
+            "Landing check: a source file with no bytes fails the job (naming the file) unless "
+            "this is true. File sources only."
+        ),
+    )
+    data_quality: list[DQRule] = Field(
+        default_factory=list,
+        description=(
+            "Bronze checks on the typed rows before the commit. A row-level rule without "
+            "`action_on_violation` quarantines with `error_handling: quarantine`, else fails."
+        ),
+    )
     config: IngestConfig = Field(default_factory=IngestConfig)
 
     @model_validator(mode="before")
@@ -262,6 +276,26 @@ class IngestJob(Spec):
         if isinstance(data, dict) and "force_to_parquet" not in data:
             data = {**data, "force_to_parquet": data.get("format", "csv") in TEXT_FORMATS}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rule_actions(cls, data: Any) -> Any:
+        # Bronze layer default: row-level rules quarantine when the job quarantines, else fail.
+        if not isinstance(data, dict) or data.get("error_handling") != "quarantine":
+            return data
+        rules = []
+        for rule in data.get("data_quality") or []:
+            if isinstance(rule, DQRule):
+                unset = rule.row_level and "action_on_violation" not in rule.model_fields_set
+            else:
+                unset = isinstance(rule, dict) and "action_on_violation" not in rule
+                unset = unset and rule.get("check_type") in ROW_LEVEL_CHECKS
+            if unset and isinstance(rule, DQRule):
+                rule = rule.model_copy(update={"action_on_violation": "quarantine"})
+            elif unset:
+                rule = {**rule, "action_on_violation": "quarantine"}
+            rules.append(rule)
+        return {**data, "data_quality": rules} if rules else data
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> IngestJob:
@@ -298,6 +332,20 @@ class IngestJob(Spec):
             problems.append("`config.db` is required for source_type `database`")
         if self.source_type == "api" and self.config.api is None:
             problems.append("`config.api` is required for source_type `api`")
+        for rule in self.data_quality:
+            prefix = f"`data_quality` rule `{rule.name}`"
+            if rule.scope not in (None, "ingest"):
+                problems.append(f"{prefix}: an ingest job's rules have scope `ingest`")
+            if rule.action_on_violation == "drop":
+                problems.append(
+                    f"{prefix}: Bronze keeps every row it reads, so rules cannot `drop`; use "
+                    "`quarantine` (with `error_handling: quarantine`), `warn` or `fail`"
+                )
+            if rule.action_on_violation == "quarantine" and self.error_handling != "quarantine":
+                problems.append(
+                    f"{prefix}: `quarantine` needs `error_handling: quarantine` and a "
+                    "`quarantine_path`; or use `fail` or `warn`"
+                )
         if self.user_schema:
             names = [column.name for column in self.user_schema]
             duplicates = sorted({name for name in names if names.count(name) > 1})

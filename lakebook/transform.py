@@ -109,6 +109,7 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
     window = (
         refresh_window(job, context.run_date) if job.refresh_mode == "overwrite_partition" else None
     )
+    previous = context.previous_metric_values(job.dataset, job.data_quality)
     with tempfile.TemporaryDirectory(prefix="lakebook-transform-") as scratch:
         # In memory, spilling to `scratch` past the memory limit: faster than a database file.
         con = duckdb.connect()
@@ -156,6 +157,7 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
                     layer=job.layer,
                     run_id=context.run_id,
                     checked_at=run_time,
+                    previous=previous,
                 )
                 result.dq = report.outcomes
                 result.dropped_rows = report.dropped_rows

@@ -21,7 +21,15 @@ from lakebook.errors import (
     WorkspaceNotFoundError,
 )
 from lakebook.executor import make_executor
-from lakebook.metadata import JobRun, MetadataStore, PipelineRun, WatermarkEntry
+from lakebook.metadata import (
+    DQIncident,
+    DQResult,
+    JobRun,
+    MetadataStore,
+    PipelineRun,
+    WatermarkEntry,
+)
+from lakebook.replay import ReplaySummary
 from lakebook.runs import PipelineRunner, ProgressCallback, RunSummary
 from lakebook.specs import IngestJob, PipelineSpec, load_pipeline_file
 from lakebook.storage import Lake, confine
@@ -202,6 +210,33 @@ class Workspace:
             )
         return match
 
+    # data-quality history and incidents ------------------------------------------------------
+    def dq_results(
+        self, *, dataset: str | None = None, run: str | None = None, limit: int | None = 50
+    ) -> list[DQResult]:
+        """DQ results of every run (failed ones included), newest first; `run` may be an id
+        prefix. Each row has `as_dict()` for dashboards."""
+        run_id = self.store.pipeline_run(run).id if run else None
+        return self.store.dq_results(run_id=run_id, dataset=dataset, limit=limit)
+
+    def incidents(
+        self, *, status: str | None = None, dataset: str | None = None
+    ) -> list[DQIncident]:
+        """Data-quality incidents, newest first, by status (open, acknowledged, resolved)."""
+        return self.store.incidents(status=status, dataset=dataset)
+
+    def incident(self, incident_id: int) -> DQIncident:
+        """One incident, with its bounded sample of failing rows."""
+        return self.store.incident(incident_id)
+
+    def acknowledge(self, incident_id: int, owner: str | None = None) -> DQIncident:
+        """Acknowledge an incident; `owner` is needed unless it already has one."""
+        return self.store.acknowledge_incident(incident_id, owner)
+
+    def resolve(self, incident_id: int, note: str | None = None) -> DQIncident:
+        """Resolve an incident; a later violation of the rule opens a new one."""
+        return self.store.resolve_incident(incident_id, note)
+
     # data -------------------------------------------------------------------------------------
     def query(self, sql: str) -> pa.Table:
         """DuckDB SQL over the lake's datasets."""
@@ -212,3 +247,17 @@ class Workspace:
     def read(self, dataset: str, version: int | None = None) -> pa.Table:
         """A dataset as an Arrow table."""
         return self.lake.read(dataset, version)
+
+    # quarantine replay ------------------------------------------------------------------------
+    def replay_quarantine(self, dataset: str) -> ReplaySummary:
+        """Re-process `dataset`'s open quarantined rows through its job's current rules and
+        schema, adding those that now pass (see `lakebook.replay`)."""
+        from lakebook.replay import find_job, replay_quarantine
+        from lakebook.runs import new_run_id
+        from lakebook.runtime import JobContext
+
+        specs = {name: self.pipeline(name) for name in self.pipeline_names()}
+        pipeline, job = find_job(specs, dataset)
+        replay_id = f"replay-{new_run_id()}"
+        context = JobContext(self.root, self.settings, self.lake, pipeline, replay_id, date.today())
+        return replay_quarantine(context, job)

@@ -33,13 +33,14 @@ from tests.postgres_server import PostgresServer
 
 TABLES = [
     "alembic_version",
+    "dq_incidents",
     "dq_results",
     "ingest_files",
     "job_runs",
     "pipeline_runs",
     "watermarks",
 ]
-HEAD = "0002"
+HEAD = "0003"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
 
 

@@ -1,9 +1,11 @@
-"""The metadata database: runs, job runs, watermarks and DQ results (SQLAlchemy 2 + Alembic)."""
+"""The metadata database: runs, job runs, watermarks, DQ results and incidents (SQLAlchemy 2 + Alembic)."""
 
 from __future__ import annotations
 
 from lakebook.metadata.models import (
+    DQIncident,
     DQResult,
+    IncidentStatus,
     IngestFile,
     JobRun,
     PipelineRun,
@@ -13,7 +15,9 @@ from lakebook.metadata.models import (
 from lakebook.metadata.store import MetadataStore
 
 __all__ = [
+    "DQIncident",
     "DQResult",
+    "IncidentStatus",
     "IngestFile",
     "JobRun",
     "MetadataStore",

@@ -6,7 +6,17 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -130,6 +140,79 @@ class DQResult(Base):
     rows_failing: Mapped[int] = mapped_column(Integer)
     passed: Mapped[bool]
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Added in 0003; null on rows recorded before it.
+    failure_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    observed_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rows_fixed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action_taken: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    committed: Mapped[bool | None] = mapped_column(nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_dq_results_dataset_rule", "dataset", "rule"),)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every column (timestamps as ISO text)."""
+        return row_dict(self)
+
+
+class IncidentStatus(str, enum.Enum):
+    """Life cycle of a data-quality incident: open → acknowledged → resolved."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DQIncident(Base):
+    """A rule violation at severity warn or above, followed until someone resolves it.
+
+    Repeated violations of the same (pipeline, job, rule) update the one unresolved incident;
+    resolved incidents stay as history and a later violation opens a new one.
+    """
+
+    __tablename__ = "dq_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    job: Mapped[str] = mapped_column(String(128))
+    dataset: Mapped[str] = mapped_column(String(160), index=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    check_type: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    opened_run_id: Mapped[str] = mapped_column(String(64))
+    last_run_id: Mapped[str] = mapped_column(String(64))
+    occurrences: Mapped[int] = mapped_column(Integer)
+    rows_failing: Mapped[int] = mapped_column(Integer)
+    failure_rate: Mapped[float] = mapped_column(Float)
+    action_taken: Mapped[str] = mapped_column(String(16))
+    sample: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    notification: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_dq_incidents_rule", "pipeline", "job", "rule", "status"),)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every column (timestamps as ISO text)."""
+        return row_dict(self)
+
+
+def row_dict(row: Base) -> dict[str, Any]:
+    """A JSON-ready dict of an ORM row's columns (timestamps as ISO text), for dashboards."""
+    data: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        data[column.key] = value.isoformat() if isinstance(value, datetime) else value
+    return data
 
 
 class IngestFile(Base):

@@ -10,11 +10,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, inspect, select
+from sqlalchemy import Engine, create_engine, delete, event, inspect, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lakebook.errors import RunNotFoundError
-from lakebook.metadata.models import DQResult, IngestFile, JobRun, PipelineRun, WatermarkEntry
+from lakebook.errors import IncidentNotFoundError, IncidentStatusError, RunNotFoundError
+from lakebook.metadata.models import (
+    DQIncident,
+    DQResult,
+    IncidentStatus,
+    IngestFile,
+    JobRun,
+    PipelineRun,
+    WatermarkEntry,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -217,15 +225,170 @@ class MetadataStore:
         with self.session() as session:
             session.add_all(results)
 
-    def dq_results(self, run_id: str | None = None, dataset: str | None = None) -> list[DQResult]:
-        """DQ results, newest first, filtered by run or dataset."""
+    def dq_results(
+        self, run_id: str | None = None, dataset: str | None = None, limit: int | None = None
+    ) -> list[DQResult]:
+        """DQ results, newest first, filtered by run or dataset, at most `limit` of them."""
         query = select(DQResult).order_by(DQResult.id.desc())
         if run_id:
             query = query.where(DQResult.run_id == run_id)
         if dataset:
             query = query.where(DQResult.dataset == dataset)
+        if limit is not None:
+            query = query.limit(limit)
         with self.session() as session:
             return list(session.scalars(query).all())
+
+    def previous_observed_values(self, dataset: str, rules: Sequence[str]) -> dict[str, float]:
+        """Each rule's observed value in the latest run that committed `dataset` (the table as
+        it stands); rules never observed are left out. `metric_change` compares against these."""
+        values: dict[str, float] = {}
+        with self.session() as session:
+            for rule in rules:
+                query = (
+                    select(DQResult.observed_value)
+                    .where(
+                        DQResult.dataset == dataset,
+                        DQResult.rule == rule,
+                        DQResult.observed_value.is_not(None),
+                        # Rows from before 0003 have no `committed`; they only exist for commits.
+                        or_(DQResult.committed.is_(True), DQResult.committed.is_(None)),
+                    )
+                    .order_by(DQResult.id.desc())
+                    .limit(1)
+                )
+                value = session.scalars(query).first()
+                if value is not None:
+                    values[rule] = float(value)
+        return values
+
+    # incidents -------------------------------------------------------------------------------
+    def record_violation(
+        self,
+        result: DQResult,
+        sample: Sequence[dict[str, Any]],
+        notification: str | None = None,
+    ) -> DQIncident:
+        """Open an incident for a failed rule, or update the unresolved one of the same
+        (pipeline, job, rule): one more occurrence, the latest metrics, sample and run."""
+        now = result.checked_at
+        with self.session() as session:
+            incident = session.scalars(
+                select(DQIncident)
+                .where(
+                    DQIncident.pipeline == result.pipeline,
+                    DQIncident.job == result.job,
+                    DQIncident.rule == result.rule,
+                    DQIncident.status != str(IncidentStatus.RESOLVED),
+                )
+                .order_by(DQIncident.id.desc())
+                .limit(1)
+            ).first()
+            if incident is None:
+                incident = DQIncident(
+                    pipeline=result.pipeline,
+                    job=result.job,
+                    rule=result.rule,
+                    status=str(IncidentStatus.OPEN),
+                    opened_run_id=result.run_id,
+                    occurrences=0,
+                    opened_at=now,
+                )
+                session.add(incident)
+            incident.dataset = result.dataset
+            incident.check_type = result.check_type
+            incident.severity = result.severity
+            incident.last_run_id = result.run_id
+            incident.occurrences += 1
+            incident.rows_failing = result.rows_failing
+            incident.failure_rate = result.failure_rate or 0.0
+            incident.action_taken = result.action_taken or result.action
+            incident.sample = list(sample)
+            incident.notification = notification
+            incident.updated_at = now
+            session.flush()
+            return incident
+
+    def incidents(
+        self, status: str | None = None, dataset: str | None = None, limit: int | None = None
+    ) -> list[DQIncident]:
+        """Incidents, newest first, filtered by status or dataset."""
+        query = select(DQIncident).order_by(DQIncident.id.desc())
+        if status:
+            query = query.where(DQIncident.status == str(_incident_status(status)))
+        if dataset:
+            query = query.where(DQIncident.dataset == dataset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+    def incident(self, incident_id: int) -> DQIncident:
+        """One incident by id."""
+        with self.session() as session:
+            return _get_incident(session, incident_id)
+
+    def acknowledge_incident(self, incident_id: int, owner: str | None = None) -> DQIncident:
+        """Mark an open incident acknowledged by `owner` (an acknowledged one may change owner)."""
+        owner = (owner or "").strip() or None
+        with self.session() as session:
+            incident = _get_incident(session, incident_id)
+            if incident.status == str(IncidentStatus.RESOLVED):
+                raise IncidentStatusError(
+                    f"Incident {incident.id} (`{incident.rule}` on `{incident.dataset}`) is "
+                    "resolved and cannot go back to acknowledged. A new violation of the rule "
+                    "opens a new incident."
+                )
+            if owner is None and incident.owner is None:
+                raise IncidentStatusError(
+                    f"Incident {incident.id} has no owner yet; acknowledging it needs one. "
+                    "Name who takes it, e.g. `lakebook dq ack "
+                    f"{incident.id} --owner NAME`."
+                )
+            now = utc_now()
+            if incident.status == str(IncidentStatus.OPEN):
+                incident.acknowledged_at = now
+            incident.status = str(IncidentStatus.ACKNOWLEDGED)
+            incident.owner = owner or incident.owner
+            incident.updated_at = now
+            return incident
+
+    def resolve_incident(self, incident_id: int, note: str | None = None) -> DQIncident:
+        """Mark an open or acknowledged incident resolved, with an optional note."""
+        with self.session() as session:
+            incident = _get_incident(session, incident_id)
+            if incident.status == str(IncidentStatus.RESOLVED):
+                raise IncidentStatusError(
+                    f"Incident {incident.id} (`{incident.rule}` on `{incident.dataset}`) is "
+                    "already resolved. List unresolved ones with `lakebook dq incidents "
+                    "--status open`."
+                )
+            now = utc_now()
+            incident.status = str(IncidentStatus.RESOLVED)
+            incident.resolved_at = now
+            incident.updated_at = now
+            if note:
+                incident.note = note
+            return incident
+
+
+def _get_incident(session: Session, incident_id: int) -> DQIncident:
+    incident = session.get(DQIncident, incident_id)
+    if incident is None:
+        raise IncidentNotFoundError(
+            f"No data-quality incident {incident_id}. List them with `lakebook dq incidents`."
+        )
+    return incident
+
+
+def _incident_status(status: str) -> IncidentStatus:
+    try:
+        return IncidentStatus(status)
+    except ValueError:
+        known = ", ".join(f"`{item.value}`" for item in IncidentStatus)
+        raise IncidentStatusError(
+            f"`{status}` is not an incident status. Use one of: {known}."
+        ) from None
 
 
 def utc_now() -> datetime:
