@@ -27,7 +27,9 @@ EXIT_USER_ERROR = 2
 EXIT_DQ_FAILED = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
-stdout = Console(soft_wrap=True)
+# Piped or captured output gets room for its tables (a terminal keeps its own width).
+PIPED_WIDTH = 140
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
@@ -391,38 +393,27 @@ def dq_results(
     if as_json:
         click.echo(json.dumps([row.as_dict() for row in rows], indent=2, default=str))
         return
-    table = Table()
-    table.add_column("run", no_wrap=True, min_width=23)
-    for title in (
-        "dataset",
-        "rule",
-        "check",
-        "severity",
-        "result",
-        "checked",
-        "failing",
-        "rate",
-        "observed",
-        "action taken",
-        "ms",
-    ):
-        table.add_column(title)
+    # Grouped by run under a heading, so the table keeps to the columns a reader compares.
+    by_run: dict[str, list[Any]] = {}
     for row in rows:
-        table.add_row(
-            row.run_id,
-            row.dataset,
-            row.rule,
-            row.check_type,
-            row.severity,
-            "[green]pass[/]" if row.passed else "[red]FAIL[/]",
-            str(row.rows_checked),
-            str(row.rows_failing),
-            _number(row.failure_rate),
-            _number(row.observed_value, 8),
-            row.action_taken or "-",
-            _number(row.duration_ms, 3),
-        )
-    stdout.print(table)
+        by_run.setdefault(row.run_id, []).append(row)
+    for run, results in by_run.items():
+        table = Table(title=f"run {run}", title_justify="left")
+        for title in ("dataset", "rule", "check", "severity", "result", "failing", "action"):
+            table.add_column(title, no_wrap=title in ("dataset", "rule"))
+        for row in results:
+            table.add_row(
+                row.dataset,
+                row.rule,
+                row.check_type,
+                row.severity,
+                "[green]pass[/]" if row.passed else "[red]FAIL[/]",
+                f"{row.rows_failing}/{row.rows_checked}",
+                row.action_taken or "-",
+            )
+        stdout.print(table)
+    if not rows:
+        stdout.print("No data-quality results yet.")
 
 
 @dq.command("incidents")

@@ -9,4 +9,5 @@ python -m pip install --quiet -e .
 lakebook validate
 lakebook run jaffle_shop
 lakebook runs --limit 3
+lakebook dq results --limit 12
 lakebook query "SELECT * FROM gold.daily_revenue ORDER BY order_date LIMIT 5"
