@@ -32,6 +32,13 @@ def query(sql: str) -> pa.Table:
     return Workspace.open().query(sql)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The jupyter_server extension (`jpserver_extensions = {"lakebook": True}`): the REST API."""
+    from lakebook.server import _jupyter_server_extension_points as points
+
+    return points()
+
+
 def __getattr__(name: str) -> Any:
     # Importing the facade pulls in papermill and SQLAlchemy; only do it when asked for.
     if name == "Workspace":

@@ -21,6 +21,18 @@ class PipelineNotFoundError(LakebookError):
     """No `pipelines/<name>/pipeline.yaml` for the requested pipeline."""
 
 
+class PipelineExistsError(LakebookError):
+    """A pipeline with the requested name already exists."""
+
+
+class JobNotFoundError(LakebookError):
+    """A pipeline has no job with the requested name."""
+
+
+class JobExistsError(LakebookError):
+    """A pipeline already has a job with the requested name."""
+
+
 class SpecProblem:
     """One problem found in a pipeline file: where it is and what is wrong."""
 

@@ -141,9 +141,14 @@ class PipelineRunner:
         self.kernel_name = kernel_name
         self.on_progress = on_progress or (lambda _event, _job: None)
 
-    def run(self, trigger: str = "manual", run_date: date | None = None) -> RunSummary:
-        """Execute every job in DAG order; returns the summary (also in run.json and the DB)."""
-        run_id = new_run_id()
+    def run(
+        self, trigger: str = "manual", run_date: date | None = None, run_id: str | None = None
+    ) -> RunSummary:
+        """Execute every job in DAG order; returns the summary (also in run.json and the DB).
+
+        `run_id` lets a caller that returns before the run ends (the server) name it up front.
+        """
+        run_id = run_id or new_run_id()
         record_dir = self.runs_root / self.spec.name / run_id
         record_dir.mkdir(parents=True, exist_ok=True)
         day = (run_date or datetime.now(timezone.utc).date()).isoformat()

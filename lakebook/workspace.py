@@ -8,13 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, Literal
 
 import pyarrow as pa
+import yaml
 
 from lakebook.config import CONFIG_FILE, Lakebook, load_settings, metadata_url
 from lakebook.dag import Dag
 from lakebook.errors import (
+    JobExistsError,
+    JobNotFoundError,
     LakebookError,
+    PipelineExistsError,
     PipelineNotFoundError,
     SpecProblem,
     SpecValidationError,
@@ -31,7 +36,14 @@ from lakebook.metadata import (
 )
 from lakebook.replay import ReplaySummary
 from lakebook.runs import PipelineRunner, ProgressCallback, RunSummary
-from lakebook.specs import IngestJob, PipelineSpec, load_pipeline_file
+from lakebook.specs import (
+    IngestJob,
+    PipelineSpec,
+    dump_pipeline,
+    is_valid_name,
+    load_pipeline_file,
+    parse_pipeline,
+)
 from lakebook.storage import Lake, confine
 
 DEFAULT_CONFIG = '''"""lakebook workspace settings, read by `lakebook` and by JupyterLab's server extension."""
@@ -47,6 +59,9 @@ c.Lakebook.max_parallel_jobs = 2
 # Connections by name. Never put secrets here: name environment variables instead.
 c.Lakebook.connections = {}
 '''
+
+
+JobKind = Literal["ingest_jobs", "dataset_jobs"]
 
 
 @dataclass
@@ -157,6 +172,124 @@ class Workspace:
             reports.append(ValidationReport(name, path, problems))
         return reports
 
+    # authoring: the same validation as `lakebook validate`, then the file is written -----------
+    def check_pipeline(self, data: Any, name: str | None = None) -> PipelineSpec:
+        """Validate a pipeline document and its job graph without writing it.
+
+        Raises SpecValidationError listing every problem (graph errors included); `name`, when
+        given, is the name the document must carry (its folder).
+        """
+        source = f"pipeline `{name}`" if name else "pipeline"
+        spec = parse_pipeline(data, source)
+        if name is not None and spec.name != name:
+            raise SpecValidationError(
+                source,
+                [
+                    SpecProblem(
+                        "field `name`", f"`{spec.name}` differs from `{name}`; make them the same"
+                    )
+                ],
+            )
+        try:
+            self.dag(spec)
+        except SpecValidationError:
+            raise
+        except LakebookError as error:
+            raise SpecValidationError(source, [SpecProblem("", str(error))]) from None
+        return spec
+
+    def create_pipeline(self, data: Any) -> PipelineSpec:
+        """Validate a new pipeline and write `pipelines/<name>/pipeline.yaml`."""
+        spec = self.check_pipeline(data)
+        path = confine(self.root / "pipelines", f"{spec.name}/pipeline.yaml", "pipeline name")
+        if path.exists():
+            raise PipelineExistsError(
+                f"Pipeline `{spec.name}` already exists. Choose another name, or update it instead."
+            )
+        return self._write_pipeline(path, spec)
+
+    def update_pipeline(self, name: str, data: Any) -> PipelineSpec:
+        """Validate and replace an existing pipeline's file."""
+        path = self.pipeline_file(name)
+        return self._write_pipeline(path, self.check_pipeline(data, name))
+
+    def delete_pipeline(self, name: str) -> None:
+        """Remove a pipeline's file (its folder too when nothing else is in it)."""
+        path = self.pipeline_file(name)
+        path.unlink()
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
+
+    def pipeline_document(self, name: str) -> dict[str, Any]:
+        """A pipeline as the JSON-ready document its YAML file holds (defaults left out)."""
+        document: dict[str, Any] = yaml.safe_load(dump_pipeline(self.pipeline(name)))
+        return document
+
+    def save_job(
+        self, pipeline: str, kind: JobKind, job: str, data: Any, *, create: bool
+    ) -> PipelineSpec:
+        """Add (`create`) or replace one job of a pipeline, validating the whole pipeline."""
+        if not isinstance(data, dict):
+            raise SpecValidationError(
+                f"job `{job}`", [SpecProblem("", "expected a mapping of job fields")]
+            )
+        if not is_valid_name(job):
+            raise SpecValidationError(
+                f"job `{job}`",
+                [
+                    SpecProblem(
+                        "field `name`",
+                        "use lowercase letters, digits and underscores, starting with a letter",
+                    )
+                ],
+            )
+        document = self.pipeline_document(pipeline)
+        jobs: list[dict[str, Any]] = document.setdefault(kind, [])
+        data = {**data, "name": data.get("name", job)}
+        index = next((i for i, item in enumerate(jobs) if item.get("name") == job), None)
+        if create:
+            if job in {
+                item.get("name")
+                for key in ("ingest_jobs", "dataset_jobs")
+                for item in document.get(key, [])
+            }:
+                raise JobExistsError(
+                    f"Pipeline `{pipeline}` already has a job `{job}`. Choose another name, or update it instead."
+                )
+            jobs.append(data)
+        else:
+            if index is None:
+                raise self._job_not_found(pipeline, kind, job, jobs)
+            jobs[index] = data
+        return self.update_pipeline(pipeline, document)
+
+    def delete_job(self, pipeline: str, kind: JobKind, job: str) -> PipelineSpec:
+        """Remove one job; refused (with the problems) when other jobs still read its dataset."""
+        document = self.pipeline_document(pipeline)
+        jobs: list[dict[str, Any]] = document.get(kind, [])
+        remaining = [item for item in jobs if item.get("name") != job]
+        if len(remaining) == len(jobs):
+            raise self._job_not_found(pipeline, kind, job, jobs)
+        document[kind] = remaining
+        return self.update_pipeline(pipeline, document)
+
+    @staticmethod
+    def _job_not_found(
+        pipeline: str, kind: JobKind, job: str, jobs: list[dict[str, Any]]
+    ) -> JobNotFoundError:
+        noun = kind.replace("_", " ")
+        known = ", ".join(f"`{item.get('name')}`" for item in jobs) or "none"
+        return JobNotFoundError(
+            f"Pipeline `{pipeline}` has no {noun[:-1]} `{job}`. Its {noun}: {known}."
+        )
+
+    def _write_pipeline(self, path: Path, spec: PipelineSpec) -> PipelineSpec:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(".pipeline.yaml.tmp")
+        temp.write_text(dump_pipeline(spec), encoding="utf-8")
+        temp.replace(path)
+        return spec
+
     # runs -------------------------------------------------------------------------------------
     def run(
         self,
@@ -165,6 +298,7 @@ class Workspace:
         trigger: str = "manual",
         run_date: date | None = None,
         on_progress: ProgressCallback | None = None,
+        run_id: str | None = None,
     ) -> RunSummary:
         """Run a pipeline end to end and return its summary."""
         spec = self.pipeline(name)
@@ -179,7 +313,7 @@ class Workspace:
             kernel_name=str(self.settings.kernel_name),
             on_progress=on_progress,
         )
-        return runner.run(trigger=trigger, run_date=run_date)
+        return runner.run(trigger=trigger, run_date=run_date, run_id=run_id)
 
     def runs(self, pipeline: str | None = None, limit: int = 20) -> list[PipelineRun]:
         """Recent pipeline runs, newest first."""

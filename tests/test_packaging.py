@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -42,6 +43,18 @@ def test_wheel_ships_templates_and_migrations(wheel: Path) -> None:
     assert "lakebook/metadata/migrations/versions/0001_initial.py" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     assert "lakebook = lakebook.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_wheel_auto_enables_the_server_extension(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    config = next(
+        name
+        for name in archive.namelist()
+        if name.endswith("data/etc/jupyter/jupyter_server_config.d/lakebook.json")
+    )
+    assert json.loads(archive.read(config)) == {
+        "ServerApp": {"jpserver_extensions": {"lakebook": True}}
+    }
 
 
 @pytest.mark.parametrize("template", sorted(p.name for p in (REPO / "templates").glob("*.ipynb")))

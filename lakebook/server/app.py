@@ -1,0 +1,38 @@
+"""`LakebookExtensionApp`: the jupyter_server extension serving lakebook's REST API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Integer, Unicode
+
+from lakebook.server.handlers import ROUTES
+from lakebook.server.service import LakebookService
+
+
+class LakebookExtensionApp(ExtensionApp):
+    """Serves `/lakebook/api/…` over the workspace at the server's root folder."""
+
+    name = "lakebook"
+
+    workspace = Unicode(
+        "",
+        help="Folder of the lakebook workspace; empty means the server's root_dir.",
+    ).tag(config=True)
+    max_concurrent_runs = Integer(
+        2, min=1, help="How many pipeline runs started through the API execute at the same time."
+    ).tag(config=True)
+
+    def initialize_settings(self) -> None:
+        server_root = self.serverapp.root_dir if self.serverapp is not None else "."
+        root = Path(self.workspace or server_root).expanduser()
+        self.service = LakebookService(root, int(self.max_concurrent_runs))
+        self.settings.update({"lakebook_service": self.service})
+        self.log.info("lakebook: serving the workspace at %s", root)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(ROUTES)
+
+    async def stop_extension(self) -> None:
+        self.service.close()
