@@ -43,6 +43,7 @@ from lakebook.specs import DatasetJob
 from lakebook.sql import quote_identifier as q
 from lakebook.sql import quote_literal
 from lakebook.transforms import RunInfo, builder_for
+from lakebook.transforms.columns import key_problems
 
 SAMPLE_ROWS = 10
 BATCH_ROWS = 128 * 1024
@@ -270,22 +271,14 @@ def _check_unique_key(con: duckdb.DuckDBPyConnection, job: DatasetJob, columns: 
             f"Job `{job.name}`: `unique_key` column(s) {', '.join(f'`{m}`' for m in missing)} "
             f"are not in the result (its columns: {', '.join(columns)}). Fix `unique_key`."
         )
-    keys = ", ".join(q(key) for key in job.unique_key)
-    nulls = con.sql(
-        "SELECT count(*) FROM output WHERE "
-        + " OR ".join(f"{q(key)} IS NULL" for key in job.unique_key)
-    ).fetchall()[0][0]
+    nulls, repeated = key_problems(con, "output", job.unique_key)
     if nulls:
         raise TransformError(
             f"Job `{job.name}`: {nulls} row(s) of the result have a null `unique_key` column "
             f"({', '.join(job.unique_key)}); upsert cannot match them. Filter or fill them in the SQL."
         )
-    repeated = con.sql(
-        f"SELECT {keys}, count(*) FROM output GROUP BY ALL HAVING count(*) > 1 "
-        f"ORDER BY {keys} LIMIT 1"
-    ).fetchall()
     if repeated:
-        *values, count = repeated[0]
+        values, count = repeated
         key_text = ", ".join(
             f"{name}={value!r}" for name, value in zip(job.unique_key, values, strict=True)
         )

@@ -61,3 +61,22 @@ def describe_key(names: Iterable[str], values: Iterable[object]) -> str:
         f"`{name}`={value!r}" if isinstance(value, str) else f"`{name}`={value}"
         for name, value in zip(names, values, strict=False)
     )
+
+
+def key_problems(
+    con: duckdb.DuckDBPyConnection, relation: str, keys: list[str]
+) -> tuple[int, tuple[list[object], int] | None]:
+    """How many rows of `relation` have a null in `keys`, and the first repeated key (its values
+    and how often it appears), or None when every key appears once."""
+    nulls = con.sql(
+        f"SELECT count(*) FROM {relation} WHERE " + " OR ".join(f"{q(k)} IS NULL" for k in keys)
+    ).fetchall()[0][0]
+    listed = ", ".join(q(key) for key in keys)
+    repeated = con.sql(
+        f"SELECT {listed}, count(*) FROM {relation} GROUP BY ALL HAVING count(*) > 1 "
+        f"ORDER BY {listed} LIMIT 1"
+    ).fetchall()
+    if not repeated:
+        return int(nulls), None
+    *values, count = repeated[0]
+    return int(nulls), (list(values), int(count))

@@ -34,6 +34,7 @@ from lakebook.errors import TransformError
 from lakebook.specs import DatasetJob, Scd2Config
 from lakebook.sql import quote_identifier as q
 from lakebook.transforms import RunInfo
+from lakebook.transforms.columns import key_problems
 
 IS_DELETED_COLUMN = "is_deleted"
 SUMMARY_TABLE = "__scd2_changes"
@@ -345,21 +346,14 @@ class _Plan:
 def _check_source_keys(con: duckdb.DuckDBPyConnection, job: str, plan: _Plan) -> None:
     """The snapshot has one row per business key, with no null key and a start time per row."""
     keys = ", ".join(q(k) for k in plan.keys)
-    nulls = con.sql(
-        "SELECT count(*) FROM __scd2_source WHERE "
-        + " OR ".join(f"{q(k)} IS NULL" for k in plan.keys)
-    ).fetchall()[0][0]
+    nulls, repeated = key_problems(con, "__scd2_source", plan.keys)
     if nulls:
         raise TransformError(
             f"Job `{job}`: {nulls} input row(s) have a null business key "
             f"({', '.join(plan.keys)}). Filter or fill them before the SCD2 job."
         )
-    repeated = con.sql(
-        f"SELECT {keys}, count(*) FROM __scd2_source GROUP BY ALL HAVING count(*) > 1 "
-        f"ORDER BY {keys} LIMIT 1"
-    ).fetchall()
     if repeated:
-        *values, count = repeated[0]
+        values, count = repeated
         raise TransformError(
             f"Job `{job}`: business key ({_key_text(plan.keys, values)}) appears {count} times "
             "in the input; an SCD2 input is a snapshot with one row per key. Deduplicate it "
