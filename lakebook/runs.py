@@ -311,8 +311,8 @@ class PipelineRunner:
         self.on_progress("finished", line)
 
     def _record_committed_facts(self, summary: RunSummary, result: Any) -> None:
-        """Watermark ledger, file manifest and DQ results: written only after the job's commit
-        succeeded, so a failed run moves nothing and its files load again next time."""
+        """Watermark ledger and file manifest: written only after the job's commit succeeded, so
+        a failed run moves nothing and its files load again next time (DQ results: `_record_dq`)."""
         now = datetime.now(timezone.utc)
         if result.watermark_column and result.watermark_after is not None:
             self.store.add_watermark(
