@@ -41,6 +41,7 @@ def test_wheel_ships_templates_and_migrations(wheel: Path) -> None:
         assert f"lakebook/templates/{template}" in names
     assert "lakebook/metadata/migrations/env.py" in names
     assert "lakebook/metadata/migrations/versions/0001_initial.py" in names
+    assert "lakebook/server/openapi.yaml" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     assert "lakebook = lakebook.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_server.auth import Authorizer
+import yaml
+from jupyter_server.auth import Authorizer, IdentityProvider, User
 from tornado.httpclient import HTTPResponse
+from traitlets import TraitError
 
 from lakebook.metadata import MetadataStore
-from lakebook.server.handlers import ROUTES
+from lakebook.server.auth import LakebookAuthorizer, role_allows
+from lakebook.server.handlers import OPENAPI_FILE, ROUTES
 from tests.test_dq_incidents import record, violation
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -223,7 +227,7 @@ def route_methods() -> list[tuple[str, str]]:
 
 
 def test_every_route_is_covered() -> None:
-    assert len(route_methods()) == 19
+    assert len(route_methods()) == 20
 
 
 @pytest.mark.parametrize(("method", "path"), route_methods())
@@ -286,3 +290,219 @@ async def test_run_starts_in_the_background_and_is_polled(jp_fetch: Any) -> None
     assert [item["id"] for item in runs["runs"]] == [run_id]
     status, data = await call(jp_fetch, "GET", "pipelines")
     assert data["pipelines"][0]["last_run"]["status"] == "succeeded"
+
+
+# OpenAPI --------------------------------------------------------------------------------------
+HTTP_METHODS = ("get", "post", "put", "delete", "patch", "head", "options")
+
+
+def openapi() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+    return document
+
+
+def template(pattern: str) -> str:
+    """A tornado route pattern as an OpenAPI path template: `(?P<name>[^/]+)` -> `{name}`."""
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    assert not set("()?[]\\") & set(path), f"route {pattern} is not a plain template"
+    return path
+
+
+def test_openapi_is_a_valid_openapi_3_1_document() -> None:
+    from openapi_spec_validator import validate
+
+    document = openapi()
+    assert document["openapi"].startswith("3.1")
+    validate(document)  # type: ignore[arg-type]
+
+
+def test_openapi_documents_exactly_the_live_routes() -> None:
+    live = {
+        (method.lower(), template(pattern))
+        for pattern, handler, _ in ROUTES
+        for method in HTTP_METHODS
+        if method in vars(handler)
+    }
+    documented = {
+        (method, path)
+        for path, item in openapi()["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+    assert live - documented == set(), "routes missing from openapi.yaml"
+    assert documented - live == set(), "openapi.yaml documents operations that do not exist"
+
+
+def test_openapi_path_parameters_match_the_routes() -> None:
+    for path, item in openapi()["paths"].items():
+        for method in (m for m in item if m in HTTP_METHODS):
+            operation = item[method]
+            refs = [*item.get("parameters", []), *operation.get("parameters", [])]
+            params = [resolve(param) for param in refs]
+            in_path = {param["name"] for param in params if param["in"] == "path"}
+            assert in_path == set(re.findall(r"{(\w+)}", path)), (method, path)
+            assert "401" in operation["responses"] and "403" in operation["responses"]
+            if method in ("post", "put"):
+                assert "400" in operation["responses"], (method, path)
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow one local `$ref` of openapi.yaml."""
+    if "$ref" not in node:
+        return node
+    target: Any = openapi()
+    for part in node["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return resolve(target)
+
+
+def schema_fields(name: str) -> tuple[set[str], set[str]]:
+    """(required, declared) property names of a components schema, through `allOf`."""
+    schema = resolve({"$ref": f"#/components/schemas/{name}"})
+    required: set[str] = set(schema.get("required", []))
+    declared: set[str] = set(schema.get("properties", {}))
+    for part in map(resolve, schema.get("allOf", [])):
+        required |= set(part.get("required", []))
+        declared |= set(part.get("properties", {}))
+    return required, declared
+
+
+async def test_real_error_bodies_have_the_documented_shapes(jp_fetch: Any) -> None:
+    status, data = await call(jp_fetch, "POST", "pipelines", body={"name": "Bad Name"})
+    assert status == 400
+    required, declared = schema_fields("ValidationError")
+    assert required <= set(data) <= declared
+    problem_required, problem_declared = schema_fields("Problem")
+    assert data["problems"]
+    for problem in data["problems"]:
+        assert problem_required == {"location", "message"} <= set(problem) <= problem_declared
+        assert problem["location"] and problem["message"]
+
+    status, data = await call(jp_fetch, "GET", "pipelines", "nope")
+    assert status == 404
+    required, declared = schema_fields("Error")
+    assert required <= set(data) <= declared
+    status, data = await call(jp_fetch, "POST", "pipelines", body={"name": "jaffle_shop"})
+    assert status == 409 and required <= set(data) <= declared
+
+
+async def test_openapi_is_served(jp_fetch: Any) -> None:
+    response = await jp_fetch(*API, "openapi.yaml")
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/yaml")
+    assert yaml.safe_load(response.body) == openapi()
+
+
+# roles ----------------------------------------------------------------------------------------
+class HeaderIdentityProvider(IdentityProvider):
+    """Token-authenticated requests are the user named in `X-Test-User` (tests only)."""
+
+    def generate_anonymous_user(self, handler: Any) -> User:
+        return User(handler.request.headers.get("X-Test-User", "anonymous"))
+
+
+def as_user(name: str) -> dict[str, Any]:
+    return {"headers": {"X-Test-User": name}}
+
+
+def test_role_table() -> None:
+    for role in ("viewer", "analyst"):
+        assert role_allows(role, "read", "pipelines")
+        assert not role_allows(role, "write", "pipelines")
+        assert not role_allows(role, "write", "incidents")
+    for scope in ("pipelines", "jobs", "runs", "incidents"):
+        assert role_allows("engineer", "write", scope)
+    assert not role_allows("engineer", "write", "meta")
+    assert not role_allows("engineer", "execute", "pipelines")
+    assert role_allows("admin", "execute", "meta")
+    assert not role_allows("nobody", "read", "pipelines")
+
+
+def test_authorizer_config_is_checked_and_other_resources_are_delegated() -> None:
+    authorizer = LakebookAuthorizer(roles={"alice": "admin"}, default_role="viewer")
+    assert (authorizer.role_of("alice"), authorizer.role_of("bob")) == ("admin", "viewer")
+    assert authorizer.is_authorized(None, User("bob"), "write", "contents")  # type: ignore[arg-type]
+    assert not authorizer.is_authorized(None, User("bob"), "write", "lakebook")  # type: ignore[arg-type]
+    assert LakebookAuthorizer().default_role == "engineer"
+    with pytest.raises(TraitError, match="unknown role"):
+        LakebookAuthorizer(roles={"bob": "superuser"})
+    with pytest.raises(TraitError, match="unknown"):
+        LakebookAuthorizer(default_role="root")
+
+
+class TestRoles:
+    @pytest.fixture
+    def jp_server_config(self) -> dict[str, Any]:
+        return {
+            "ServerApp": {
+                "jpserver_extensions": {"lakebook": True},
+                "authorizer_class": LakebookAuthorizer,
+                "identity_provider_class": HeaderIdentityProvider,
+            },
+            "LakebookAuthorizer": {
+                "roles": {"vera": "viewer", "ana": "analyst", "erin": "engineer"},
+                "default_role": "viewer",
+            },
+        }
+
+    @pytest.mark.parametrize("user", ["vera", "ana", "someone_unlisted"])
+    async def test_readers_may_read_but_not_write(self, jp_fetch: Any, user: str) -> None:
+        status, data = await call(jp_fetch, "GET", "pipelines", **as_user(user))
+        assert status == 200 and data["pipelines"]
+        status, _ = await call(jp_fetch, "GET", "pipelines", "jaffle_shop", **as_user(user))
+        assert status == 200
+        writes = [
+            ("POST", ("pipelines",), {"name": "x"}),
+            ("PUT", ("pipelines", "jaffle_shop"), {"name": "jaffle_shop"}),
+            ("DELETE", ("pipelines", "jaffle_shop"), None),
+            ("POST", ("pipelines", "jaffle_shop", "ingest-jobs"), INGEST_JOB),
+            ("POST", ("pipelines", "jaffle_shop", "run"), None),
+            ("POST", ("dq", "incidents", "1", "ack"), None),
+        ]
+        for method, path, body in writes:
+            status, data = await call(jp_fetch, method, *path, body=body, **as_user(user))
+            assert status == 403, (method, path)
+            assert f"User `{user}` has role `" in data["message"]
+            assert "may not write lakebook" in data["message"]
+            assert "engineer" in data["message"]
+        status, _ = await call(jp_fetch, "GET", "pipelines", "jaffle_shop", **as_user(user))
+        assert status == 200  # still there
+
+    async def test_engineer_may_write(self, jp_fetch: Any) -> None:
+        status, data = await call(
+            jp_fetch, "POST", "pipelines", body={"name": "shop2"}, **as_user("erin")
+        )
+        assert status == 201, data
+        status, _ = await call(
+            jp_fetch,
+            "POST",
+            "pipelines",
+            "shop2",
+            "ingest-jobs",
+            body=INGEST_JOB,
+            **as_user("erin"),
+        )
+        assert status == 201
+        status, _ = await call(jp_fetch, "DELETE", "pipelines", "shop2", **as_user("erin"))
+        assert status == 204
+        status, _ = await call(jp_fetch, "POST", "dq", "incidents", "42", "ack", **as_user("erin"))
+        assert status == 404  # authorized; the incident does not exist
+
+
+class TestDefaultRole:
+    """Without configuration every user is an engineer: single-user Jupyter keeps working."""
+
+    @pytest.fixture
+    def jp_server_config(self) -> dict[str, Any]:
+        return {
+            "ServerApp": {
+                "jpserver_extensions": {"lakebook": True},
+                "authorizer_class": LakebookAuthorizer,
+            }
+        }
+
+    async def test_token_user_may_write(self, jp_fetch: Any) -> None:
+        status, data = await call(jp_fetch, "POST", "pipelines", body={"name": "shop2"})
+        assert status == 201, data
+        status, _ = await call(jp_fetch, "DELETE", "pipelines", "shop2")
+        assert status == 204

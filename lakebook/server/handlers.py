@@ -1,14 +1,17 @@
 """HTTP handlers of the REST API: one route table, no logic, errors translated in one place.
 
 Every handler is authenticated (`@tornado.web.authenticated`) and goes through Jupyter's Authorizer
-(`@authorized`, resource `lakebook`: GET is `read`, the rest `write`). Handlers parse the request,
-call `LakebookService` and write JSON.
+(`@authorized`, resource `lakebook`: GET is `read`, the rest `write`). Each handler names the
+`auth_scope` it belongs to (pipelines, jobs, runs, incidents, meta) so that an Authorizer such as
+`LakebookAuthorizer` can grant writes per area. Handlers parse the request, call `LakebookService`
+and write JSON. `openapi.yaml` next to this file documents the routes (a test keeps them in step).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
@@ -34,6 +37,7 @@ from lakebook.workspace import JobKind
 
 API = "/lakebook/api"
 AUTH_RESOURCE = "lakebook"
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 
 # Domain errors -> HTTP status; the first matching class wins. Anything else from lakebook is a
 # problem with the request (400); only framework bugs become 500.
@@ -66,6 +70,9 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every lakebook handler: the service, JSON in and out, error translation."""
 
     auth_resource = AUTH_RESOURCE
+    auth_scope: ClassVar[str] = "meta"
+    # set by `LakebookAuthorizer` when it refuses a request: the 403's message
+    lakebook_refusal: str | None = None
 
     @property
     def service(self) -> LakebookService:
@@ -100,10 +107,16 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(body))
             return
+        if status_code == 403 and self.lakebook_refusal:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"error": "Forbidden", "message": self.lakebook_refusal}))
+            return
         super().write_error(status_code, **kwargs)
 
 
 class PipelinesHandler(LakebookHandler):
+    auth_scope = "pipelines"
+
     @tornado.web.authenticated
     @authorized
     def get(self) -> None:
@@ -116,6 +129,8 @@ class PipelinesHandler(LakebookHandler):
 
 
 class PipelineHandler(LakebookHandler):
+    auth_scope = "pipelines"
+
     @tornado.web.authenticated
     @authorized
     def get(self, name: str) -> None:
@@ -136,6 +151,8 @@ class PipelineHandler(LakebookHandler):
 
 class JobKindHandler(LakebookHandler):
     """Base of the job handlers; the route says which list of jobs (`kind`) it serves."""
+
+    auth_scope = "jobs"
 
     def initialize(
         self, name: str, *args: Any, kind: JobKind = "ingest_jobs", **kwargs: Any
@@ -168,6 +185,8 @@ class JobHandler(JobKindHandler):
 
 
 class PipelineRunHandler(LakebookHandler):
+    auth_scope = "runs"
+
     @tornado.web.authenticated
     @authorized
     def post(self, name: str) -> None:
@@ -175,6 +194,8 @@ class PipelineRunHandler(LakebookHandler):
 
 
 class PipelineRunsHandler(LakebookHandler):
+    auth_scope = "runs"
+
     @tornado.web.authenticated
     @authorized
     def get(self, name: str) -> None:
@@ -185,6 +206,8 @@ class PipelineRunsHandler(LakebookHandler):
 
 
 class RunHandler(LakebookHandler):
+    auth_scope = "runs"
+
     @tornado.web.authenticated
     @authorized
     def get(self, run_id: str) -> None:
@@ -198,7 +221,19 @@ class SchemasHandler(LakebookHandler):
         self.reply(self.service.schemas())
 
 
+class OpenApiHandler(LakebookHandler):
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.finish(
+            OPENAPI_FILE.read_text(encoding="utf-8"),
+            set_content_type="application/yaml; charset=utf-8",
+        )
+
+
 class IncidentsHandler(LakebookHandler):
+    auth_scope = "incidents"
+
     @tornado.web.authenticated
     @authorized
     def get(self) -> None:
@@ -208,6 +243,8 @@ class IncidentsHandler(LakebookHandler):
 
 
 class IncidentHandler(LakebookHandler):
+    auth_scope = "incidents"
+
     @tornado.web.authenticated
     @authorized
     def get(self, incident_id: str) -> None:
@@ -215,6 +252,8 @@ class IncidentHandler(LakebookHandler):
 
 
 class IncidentAckHandler(LakebookHandler):
+    auth_scope = "incidents"
+
     @tornado.web.authenticated
     @authorized
     def post(self, incident_id: str) -> None:
@@ -223,6 +262,8 @@ class IncidentAckHandler(LakebookHandler):
 
 
 class IncidentResolveHandler(LakebookHandler):
+    auth_scope = "incidents"
+
     @tornado.web.authenticated
     @authorized
     def post(self, incident_id: str) -> None:
@@ -244,6 +285,7 @@ ROUTES: list[tuple[str, type[LakebookHandler], dict[str, Any]]] = [
     (f"{API}/pipelines/{NAME}/runs", PipelineRunsHandler, {}),
     (f"{API}/runs/(?P<run_id>[^/]+)", RunHandler, {}),
     (f"{API}/schemas", SchemasHandler, {}),
+    (f"{API}/openapi.yaml", OpenApiHandler, {}),
     (f"{API}/dq/incidents", IncidentsHandler, {}),
     (f"{API}/dq/incidents/(?P<incident_id>[0-9]+)", IncidentHandler, {}),
     (f"{API}/dq/incidents/(?P<incident_id>[0-9]+)/ack", IncidentAckHandler, {}),
