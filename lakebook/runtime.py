@@ -5,6 +5,8 @@ this module and shows what a person wants to see in the record.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,6 +22,7 @@ from lakebook.storage import Lake, confine
 
 if TYPE_CHECKING:
     from lakebook.dq import DataQualityError
+    from lakebook.metadata import MetadataStore
 
 
 @dataclass
@@ -47,28 +50,32 @@ class JobContext:
         """The pipeline's folder: relative paths in its file are resolved from here."""
         return self.workspace / "pipelines" / self.pipeline
 
-    def loaded_fingerprints(self, job: str) -> frozenset[str]:
-        """Source objects this job committed in earlier runs (the file manifest)."""
+    @contextmanager
+    def _metadata(self) -> Iterator[MetadataStore]:
+        """The metadata DB for reading. The runner migrated it already; only a notebook run on its
+        own, in a workspace that never ran, has to create it."""
         from lakebook.metadata import MetadataStore
 
-        store = MetadataStore(metadata_url(self.settings, self.workspace))
+        store = MetadataStore(metadata_url(self.settings, self.workspace), migrate=False)
+        if "alembic_version" not in store.table_names():
+            store.upgrade()
         try:
-            return store.loaded_fingerprints(self.pipeline, job)
+            yield store
         finally:
             store.close()
+
+    def loaded_fingerprints(self, job: str) -> frozenset[str]:
+        """Source objects this job committed in earlier runs (the file manifest)."""
+        with self._metadata() as store:
+            return store.loaded_fingerprints(self.pipeline, job)
 
     def previous_metric_values(self, dataset: str, rules: list[DQRule]) -> dict[str, float]:
         """Each `metric_change` rule's value in the latest run that committed `dataset`."""
         names = [rule.name for rule in rules if rule.check_type == "metric_change"]
         if not names:
             return {}
-        from lakebook.metadata import MetadataStore
-
-        store = MetadataStore(metadata_url(self.settings, self.workspace))
-        try:
+        with self._metadata() as store:
             return store.previous_observed_values(dataset, names)
-        finally:
-            store.close()
 
     def connection(self, name: str) -> dict[str, Any]:
         """A named connection with its secrets read from the environment."""

@@ -37,7 +37,9 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 class MetadataStore:
     """Reads and writes the metadata DB; creates and migrates the schema on open."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        """Open the DB at `url`; `migrate=False` for readers (job kernels) that must not race the
+        runner, which migrates on open."""
         self.url = url
         if url.startswith("sqlite"):
             database = url.split("///", 1)[-1]
@@ -50,7 +52,8 @@ class MetadataStore:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.upgrade()
+        if migrate:
+            self.upgrade()
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
