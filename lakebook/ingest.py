@@ -37,20 +37,10 @@ from lakebook.results import JobResult, RuleOutcome
 from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, LoadFile, source_for
 from lakebook.specs import TEXT_FORMATS, IngestJob
+from lakebook.sql import DUCKDB_TYPES, quote_literal
 from lakebook.sql import quote_identifier as q
-from lakebook.sql import quote_literal
 from lakebook.storage import StagedFile, WriteMode, commit_files, same_schema
 
-DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "double": "DOUBLE",
-    "decimal": "DECIMAL(38, 9)",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
 PARTITION_FORMATS = {"yyyy/MM/dd": "%Y-%m-%d", "yyyy/MM": "%Y-%m", "yyyy": "%Y"}
 LANDING_FOLDERS = {"yyyy/MM/dd": "%Y/%m/%d", "yyyy/MM": "%Y/%m", "yyyy": "%Y"}
 METADATA_COLUMNS = ("_run_id", "_ingested_at", "_source_file", "dt")

@@ -38,11 +38,11 @@ from deltalake.exceptions import DeltaError
 
 from lakebook import dq
 from lakebook.errors import LakebookError
-from lakebook.ingest import DUCKDB_TYPES, PARTITION_FORMATS, _check_rules, _checked_select
+from lakebook.ingest import PARTITION_FORMATS, _check_rules, _checked_select
 from lakebook.runtime import JobContext
 from lakebook.specs import DatasetJob, IngestJob, PipelineSpec
+from lakebook.sql import DUCKDB_TYPES, quote_literal
 from lakebook.sql import quote_identifier as q
-from lakebook.sql import quote_literal
 from lakebook.transform import table_path
 
 LEDGER_FOLDER = "_replays"

@@ -6,6 +6,18 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+# The DuckDB type of each `ColumnSpec.type` (user_schema, target_schema).
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "decimal": "DECIMAL(38, 9)",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
 
 def sql_parse_problem(sql: str) -> str | None:
     """None when `sql` parses as one DuckDB statement, else a message with line and column."""

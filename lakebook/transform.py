@@ -36,12 +36,11 @@ from deltalake.exceptions import DeltaError
 
 from lakebook import dq
 from lakebook.errors import TransformError
-from lakebook.ingest import DUCKDB_TYPES
 from lakebook.results import JobResult
 from lakebook.runtime import JobContext
 from lakebook.specs import DatasetJob
+from lakebook.sql import DUCKDB_TYPES, quote_literal
 from lakebook.sql import quote_identifier as q
-from lakebook.sql import quote_literal
 from lakebook.transforms import RunInfo, builder_for
 from lakebook.transforms.columns import key_problems
 
