@@ -113,12 +113,25 @@ def validate(ctx: click.Context, pipelines: tuple[str, ...]) -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Run date (ingest partition), default today.",
 )
+@click.option(
+    "--job",
+    "-j",
+    "jobs",
+    multiple=True,
+    help="Run only this job (repeat for several); its inputs must already be in the lake.",
+)
 @click.pass_context
 @handle_errors
 def run(
-    ctx: click.Context, pipeline: str, as_json: bool, trigger: str, run_date: datetime | None
+    ctx: click.Context,
+    pipeline: str,
+    as_json: bool,
+    trigger: str,
+    run_date: datetime | None,
+    jobs: tuple[str, ...],
 ) -> None:
-    """Run PIPELINE end to end; exits 1 when a job fails, 3 when a data-quality rule failed."""
+    """Run PIPELINE end to end (or only `--job` JOB); exits 1 when a job fails, 3 when a
+    data-quality rule failed."""
     workspace = _workspace(ctx)
 
     def progress(event: str, job: Any) -> None:
@@ -137,7 +150,9 @@ def run(
         stderr.print(f"{mark} {job.job} [dim]{job.dataset}[/]{detail}", highlight=False)
 
     day: date | None = run_date.date() if run_date else None
-    summary = workspace.run(pipeline, trigger=trigger, run_date=day, on_progress=progress)
+    summary = workspace.run(
+        pipeline, trigger=trigger, run_date=day, on_progress=progress, only=list(jobs) or None
+    )
     if as_json:
         click.echo(json.dumps(_summary_json(summary), indent=2))
     else:

@@ -151,3 +151,11 @@ class IncidentNotFoundError(LakebookError):
 
 class IncidentStatusError(LakebookError):
     """An incident cannot move to the requested status from the one it is in."""
+
+
+class RuleNotFoundError(LakebookError):
+    """A job has no data-quality rule with the requested name."""
+
+
+class RuleExistsError(LakebookError):
+    """A job already has a data-quality rule with the requested name."""

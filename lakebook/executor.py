@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -46,13 +47,71 @@ def templates_dir() -> Path:
     return PACKAGE_TEMPLATES if PACKAGE_TEMPLATES.is_dir() else SOURCE_TEMPLATES
 
 
+def ejected_path(job: IngestJob | DatasetJob, pipeline_dir: Path) -> Path:
+    """Where a pipeline's own copy of a job's notebook lives (it may not exist)."""
+    return pipeline_dir / "notebooks" / f"{job.name}.ipynb"
+
+
 def template_for(job: IngestJob | DatasetJob, pipeline_dir: Path) -> Path:
     """The notebook a job runs: its ejected copy if the pipeline has one, else its template."""
-    ejected = pipeline_dir / "notebooks" / f"{job.name}.ipynb"
+    ejected = ejected_path(job, pipeline_dir)
     if ejected.is_file():
         return ejected
     kind = "ingest" if isinstance(job, IngestJob) else job.transform_type
     return templates_dir() / TEMPLATE_FOR_KIND[kind]
+
+
+# `name: type = default  # comment`, the form of a parameters cell's lines
+PARAMETER_LINE = re.compile(r"^(?P<name>\w+)(?P<annotation>\s*:[^=]+?)?\s*=\s*(?P<rest>.*)$")
+
+
+def with_parameter_defaults(notebook: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a notebook whose `parameters` cell defaults are `parameters` (each line keeps its
+    annotation and comment), so it runs as that job when opened in JupyterLab."""
+    copy: dict[str, Any] = json.loads(json.dumps(notebook))
+    cell = next(
+        (c for c in copy["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])), None
+    )
+    if cell is None:
+        raise LakebookError(
+            "The job's template has no cell tagged `parameters`; tag its first code cell "
+            "`parameters` so papermill and JupyterLab know where the job's parameters are."
+        )
+    source = cell["source"]
+    lines = ("".join(source) if isinstance(source, list) else str(source)).split("\n")
+    cell["source"] = "\n".join(_with_default(line, parameters) for line in lines)
+    return copy
+
+
+def _with_default(line: str, parameters: dict[str, Any]) -> str:
+    match = PARAMETER_LINE.match(line)
+    if match is None or match["name"] not in parameters:
+        return line
+    comment = match["rest"].partition("  # ")[2]
+    annotation = (match["annotation"] or "").strip()
+    head = f"{match['name']}: {annotation.lstrip(':').strip()}" if annotation else match["name"]
+    value = f"{head} = {parameters[match['name']]!r}"
+    return f"{value}  # {comment}" if comment else value
+
+
+def eject_notebook(
+    job: IngestJob | DatasetJob, pipeline_dir: Path, parameters: dict[str, Any]
+) -> tuple[Path, bool]:
+    """Give the pipeline its own copy of the job's notebook (the runner uses it from then on),
+    made from the job's template with `parameters` as defaults. Returns (path, created); an
+    existing copy is left as it is."""
+    target = ejected_path(job, pipeline_dir)
+    if target.is_file():
+        return target, False
+    notebook = json.loads(template_for(job, pipeline_dir).read_text(encoding="utf-8"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp")
+    temp.write_text(
+        json.dumps(with_parameter_defaults(notebook, parameters), indent=1) + "\n",
+        encoding="utf-8",
+    )
+    temp.replace(target)
+    return target, True
 
 
 @dataclass

@@ -19,7 +19,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lakebook.dag import Dag
+from lakebook.dag import Dag, Node
 from lakebook.executor import Executor, JobOutcome, JobRequest, job_parameters, template_for
 from lakebook.metadata import (
     DQIncident,
@@ -104,6 +104,17 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
+def only_jobs(dag: Dag, names: list[str]) -> Dag:
+    """The part of `dag` made of the jobs `names`: dependencies on other jobs are dropped (their
+    datasets are read from the lake as they are). Names not in `dag` are ignored; the workspace
+    checks them first (`Workspace.check_only`)."""
+    wanted = set(names)
+    return Dag(
+        Node(node.name, node.dataset, node.rank, node.upstream & wanted)
+        for node in (dag.nodes[name] for name in dag.order() if name in wanted)
+    )
+
+
 def _outcome_of(future: Future[JobOutcome], name: str) -> JobOutcome:
     """The executor's outcome; an executor crash becomes a recorded job failure, not a lost run."""
     try:
@@ -130,9 +141,11 @@ class PipelineRunner:
         max_parallel_jobs: int,
         kernel_name: str,
         on_progress: ProgressCallback | None = None,
+        only: list[str] | None = None,
     ) -> None:
+        """`only` names the jobs to run (their inputs must be in the lake); default every job."""
         self.spec = spec
-        self.dag = dag
+        self.dag = only_jobs(dag, only) if only is not None else dag
         self.workspace = workspace
         self.runs_root = runs_root
         self.store = store

@@ -5,6 +5,9 @@ A workspace is a folder with `jupyter_config.py` and `pipelines/<name>/pipeline.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,14 +24,17 @@ from lakebook.errors import (
     LakebookError,
     PipelineExistsError,
     PipelineNotFoundError,
+    RuleExistsError,
+    RuleNotFoundError,
     SpecProblem,
     SpecValidationError,
     WorkspaceNotFoundError,
 )
-from lakebook.executor import make_executor
+from lakebook.executor import eject_notebook, ejected_path, job_parameters, make_executor
 from lakebook.metadata import (
     DQIncident,
     DQResult,
+    IncidentStatus,
     JobRun,
     MetadataStore,
     PipelineRun,
@@ -37,6 +43,7 @@ from lakebook.metadata import (
 from lakebook.replay import ReplaySummary
 from lakebook.runs import PipelineRunner, ProgressCallback, RunSummary
 from lakebook.specs import (
+    DatasetJob,
     IngestJob,
     PipelineSpec,
     dump_pipeline,
@@ -71,6 +78,7 @@ class ValidationReport:
     pipeline: str
     path: Path
     problems: list[SpecProblem]
+    spec: PipelineSpec | None = None  # None when the file does not parse
 
 
 def find_workspace(start: Path) -> Path:
@@ -93,6 +101,9 @@ class Workspace:
         self.settings = settings
         self.lake = Lake(confine(self.root, settings.lake_root, "lake root"))
         self._store: MetadataStore | None = None
+        # pipeline files are read, changed and written back: one writer at a time (the server
+        # calls the workspace from several threads)
+        self._write_lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Workspace:
@@ -153,24 +164,37 @@ class Workspace:
         """A validated pipeline spec."""
         return load_pipeline_file(self.pipeline_file(name))
 
-    def dag(self, spec: PipelineSpec) -> Dag:
-        """The validated job graph of a pipeline."""
-        return Dag.from_pipeline(spec, existing=self.lake.datasets())
+    def dag(self, spec: PipelineSpec, existing: Iterable[str] | None = None) -> Dag:
+        """The validated job graph of a pipeline; `existing` datasets default to the lake's."""
+        return Dag.from_pipeline(
+            spec, existing=self.lake.datasets() if existing is None else existing
+        )
 
     def validate(self, names: list[str] | None = None) -> list[ValidationReport]:
         """Check pipeline files and their graphs; one report per pipeline, listing every problem."""
+        existing = self.lake.datasets()  # once for every pipeline
         reports = []
         for name in names or self.pipeline_names():
             path = self.root / "pipelines" / name / "pipeline.yaml"
             problems: list[SpecProblem] = []
+            spec: PipelineSpec | None = None
             try:
-                self.dag(self.pipeline(name))
+                spec = self.pipeline(name)
+                self.dag(spec, existing)
             except SpecValidationError as error:
                 problems = error.problems
             except LakebookError as error:
                 problems = [SpecProblem("", str(error))]
-            reports.append(ValidationReport(name, path, problems))
+            reports.append(ValidationReport(name, path, problems, spec))
         return reports
+
+    def raw_pipeline(self, name: str) -> dict[str, Any]:
+        """A pipeline file's YAML as it is, unvalidated ({} when it is not a mapping)."""
+        try:
+            data = yaml.safe_load(self.pipeline_file(name).read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # authoring: the same validation as `lakebook validate`, then the file is written -----------
     def check_pipeline(self, data: Any, name: str | None = None) -> PipelineSpec:
@@ -202,23 +226,27 @@ class Workspace:
         """Validate a new pipeline and write `pipelines/<name>/pipeline.yaml`."""
         spec = self.check_pipeline(data)
         path = confine(self.root / "pipelines", f"{spec.name}/pipeline.yaml", "pipeline name")
-        if path.exists():
-            raise PipelineExistsError(
-                f"Pipeline `{spec.name}` already exists. Choose another name, or update it instead."
-            )
-        return self._write_pipeline(path, spec)
+        with self._write_lock:
+            if path.exists():
+                raise PipelineExistsError(
+                    f"Pipeline `{spec.name}` already exists. "
+                    "Choose another name, or update it instead."
+                )
+            return self._write_pipeline(path, spec)
 
     def update_pipeline(self, name: str, data: Any) -> PipelineSpec:
         """Validate and replace an existing pipeline's file."""
-        path = self.pipeline_file(name)
-        return self._write_pipeline(path, self.check_pipeline(data, name))
+        with self._write_lock:
+            path = self.pipeline_file(name)
+            return self._write_pipeline(path, self.check_pipeline(data, name))
 
     def delete_pipeline(self, name: str) -> None:
         """Remove a pipeline's file (its folder too when nothing else is in it)."""
-        path = self.pipeline_file(name)
-        path.unlink()
-        if not any(path.parent.iterdir()):
-            path.parent.rmdir()
+        with self._write_lock:
+            path = self.pipeline_file(name)
+            path.unlink()
+            if not any(path.parent.iterdir()):
+                path.parent.rmdir()
 
     def pipeline_document(self, name: str) -> dict[str, Any]:
         """A pipeline as the JSON-ready document its YAML file holds (defaults left out)."""
@@ -229,6 +257,12 @@ class Workspace:
         self, pipeline: str, kind: JobKind, job: str, data: Any, *, create: bool
     ) -> PipelineSpec:
         """Add (`create`) or replace one job of a pipeline, validating the whole pipeline."""
+        with self._write_lock:
+            return self._save_job(pipeline, kind, job, data, create=create)
+
+    def _save_job(
+        self, pipeline: str, kind: JobKind, job: str, data: Any, *, create: bool
+    ) -> PipelineSpec:
         if not isinstance(data, dict):
             raise SpecValidationError(
                 f"job `{job}`", [SpecProblem("", "expected a mapping of job fields")]
@@ -265,13 +299,131 @@ class Workspace:
 
     def delete_job(self, pipeline: str, kind: JobKind, job: str) -> PipelineSpec:
         """Remove one job; refused (with the problems) when other jobs still read its dataset."""
-        document = self.pipeline_document(pipeline)
+        with self._write_lock:
+            document = self.pipeline_document(pipeline)
+            jobs: list[dict[str, Any]] = document.get(kind, [])
+            remaining = [item for item in jobs if item.get("name") != job]
+            if len(remaining) == len(jobs):
+                raise self._job_not_found(pipeline, kind, job, jobs)
+            document[kind] = remaining
+            return self.update_pipeline(pipeline, document)
+
+    def job(self, pipeline: str, kind: JobKind, job: str) -> IngestJob | DatasetJob:
+        """One job of a pipeline from the list `kind`; JobNotFoundError naming the others."""
+        spec = self.pipeline(pipeline)
+        jobs: list[IngestJob] | list[DatasetJob] = getattr(spec, kind)
+        match = next((item for item in jobs if item.name == job), None)
+        if match is None:
+            listed = [{"name": item.name} for item in jobs]
+            raise self._job_not_found(pipeline, kind, job, listed)
+        return match
+
+    # data-quality rules of one job (its `data_quality` list) ---------------------------------
+    def rules(self, pipeline: str, kind: JobKind, job: str) -> list[dict[str, Any]]:
+        """A job's data-quality rules as its pipeline file holds them (defaults left out)."""
+        return list(
+            self._job_document(self.pipeline_document(pipeline), pipeline, kind, job).get(
+                "data_quality", []
+            )
+        )
+
+    def save_rule(
+        self, pipeline: str, kind: JobKind, job: str, rule: str, data: Any, *, create: bool
+    ) -> dict[str, Any]:
+        """Add (`create`) or replace the rule `rule` of a job, validating the whole pipeline like
+        a job save; returns the rule as saved. A rule's new `name` in `data` renames it."""
+        if not isinstance(data, dict):
+            raise SpecValidationError(
+                f"rule `{rule}`", [SpecProblem("", "expected a mapping of rule fields")]
+            )
+        data = {**data, "name": data.get("name", rule)}
+        if not is_valid_name(str(data["name"])):
+            raise SpecValidationError(
+                f"rule `{data['name']}`",
+                [
+                    SpecProblem(
+                        "field `name`",
+                        "give the rule a name: lowercase letters, digits "
+                        "and underscores, starting with a letter",
+                    )
+                ],
+            )
+        with self._write_lock:
+            document = self.pipeline_document(pipeline)
+            rules = self._job_document(document, pipeline, kind, job).setdefault("data_quality", [])
+            names = [item.get("name") for item in rules]
+            if not create and rule not in names:
+                raise self._rule_not_found(job, rule, names)
+            taken = set(names) - ({rule} if not create else set())
+            if data["name"] in taken:
+                raise RuleExistsError(
+                    f"Job `{job}` already has a data-quality rule `{data['name']}`. Choose "
+                    "another name, or update that rule instead."
+                )
+            if create:
+                rules.append(data)
+            else:
+                rules[names.index(rule)] = data
+            self.update_pipeline(pipeline, document)
+        saved = self.rules(pipeline, kind, job)
+        return next(item for item in saved if item.get("name") == data["name"])
+
+    def delete_rule(self, pipeline: str, kind: JobKind, job: str, rule: str) -> None:
+        """Remove one data-quality rule of a job."""
+        with self._write_lock:
+            document = self.pipeline_document(pipeline)
+            item = self._job_document(document, pipeline, kind, job)
+            rules: list[dict[str, Any]] = item.get("data_quality", [])
+            names = [entry.get("name") for entry in rules]
+            if rule not in names:
+                raise self._rule_not_found(job, rule, names)
+            item["data_quality"] = [entry for entry in rules if entry.get("name") != rule]
+            if not item["data_quality"]:
+                del item["data_quality"]
+            self.update_pipeline(pipeline, document)
+
+    def _job_document(
+        self, document: dict[str, Any], pipeline: str, kind: JobKind, job: str
+    ) -> dict[str, Any]:
+        """The job's mapping inside a pipeline document (changed in place by callers)."""
         jobs: list[dict[str, Any]] = document.get(kind, [])
-        remaining = [item for item in jobs if item.get("name") != job]
-        if len(remaining) == len(jobs):
+        match = next((item for item in jobs if item.get("name") == job), None)
+        if match is None:
             raise self._job_not_found(pipeline, kind, job, jobs)
-        document[kind] = remaining
-        return self.update_pipeline(pipeline, document)
+        return match
+
+    @staticmethod
+    def _rule_not_found(job: str, rule: str, names: list[Any]) -> RuleNotFoundError:
+        known = ", ".join(f"`{name}`" for name in names) or "none"
+        return RuleNotFoundError(
+            f"Job `{job}` has no data-quality rule `{rule}`. Its rules: {known}."
+        )
+
+    # notebooks ------------------------------------------------------------------------------
+    def notebook_path(self, pipeline: str, kind: JobKind, job: str) -> Path:
+        """Where the pipeline's own copy of a job's notebook is (or would be) kept."""
+        return ejected_path(self.job(pipeline, kind, job), self.root / "pipelines" / pipeline)
+
+    def eject_notebook(self, pipeline: str, kind: JobKind, job: str) -> tuple[Path, bool]:
+        """Give the pipeline its own copy of a job's notebook, `pipelines/<p>/notebooks/<job>.ipynb`,
+        whose parameters default to this job's (never secrets), so it runs as is in JupyterLab;
+        `lakebook run` uses the copy from then on. Returns (path, created); an existing copy is
+        kept."""
+        spec = self.job(pipeline, kind, job)
+        pipeline_dir = self.root / "pipelines" / pipeline
+        notebook_dir = pipeline_dir / "notebooks"
+        parameters = job_parameters(
+            spec,
+            # relative, so the copy still runs when the workspace moves; a kernel started from
+            # JupyterLab runs in the notebook's folder
+            workspace=Path(os.path.relpath(self.root, notebook_dir)),
+            pipeline=pipeline,
+            run_id="manual",
+            run_date="",
+            watermark=None,
+        )
+        with self._write_lock:
+            return eject_notebook(spec, pipeline_dir, parameters)
 
     @staticmethod
     def _job_not_found(
@@ -299,12 +451,18 @@ class Workspace:
         run_date: date | None = None,
         on_progress: ProgressCallback | None = None,
         run_id: str | None = None,
+        only: list[str] | None = None,
     ) -> RunSummary:
-        """Run a pipeline end to end and return its summary."""
+        """Run a pipeline end to end and return its summary; `only` runs just those jobs, reading
+        their inputs from the lake (see `check_only`)."""
         spec = self.pipeline(name)
+        dag = self.dag(spec)
+        if only is not None:
+            self.check_only(spec, only)
         runner = PipelineRunner(
             spec=spec,
-            dag=self.dag(spec),
+            dag=dag,
+            only=only,
             workspace=self.root,
             runs_root=self.runs_root,
             store=self.store,
@@ -315,9 +473,41 @@ class Workspace:
         )
         return runner.run(trigger=trigger, run_date=run_date, run_id=run_id)
 
+    def check_only(self, spec: PipelineSpec, only: list[str]) -> None:
+        """Check that the jobs `only` can run on their own: each exists, and each input that no
+        job of `only` produces is already in the lake."""
+        if not only:
+            raise LakebookError(f"Name at least one job of pipeline `{spec.name}` to run.")
+        produced = {spec.job(name).dataset for name in only if name in {j.name for j in spec.jobs}}
+        for name in only:
+            try:
+                job = spec.job(name)
+            except KeyError:
+                known = ", ".join(f"`{item.name}`" for item in spec.jobs) or "none"
+                raise JobNotFoundError(
+                    f"Pipeline `{spec.name}` has no job `{name}`. Its jobs: {known}."
+                ) from None
+            if isinstance(job, IngestJob):
+                continue
+            for item in job.inputs:
+                if item.dataset not in produced and not self.lake.exists(item.dataset):
+                    raise LakebookError(
+                        f"Job `{name}` reads `{item.dataset}`, which is not in the lake yet. "
+                        f"Run the pipeline first (`lakebook run {spec.name}`), then the job alone."
+                    )
+
     def runs(self, pipeline: str | None = None, limit: int = 20) -> list[PipelineRun]:
         """Recent pipeline runs, newest first."""
         return self.store.pipeline_runs(pipeline, limit)
+
+    def last_runs(self) -> dict[str, PipelineRun]:
+        """The newest run of each pipeline that ran, by pipeline name."""
+        return self.store.last_runs()
+
+    def job_runs(self, pipeline: str, kind: JobKind, job: str, limit: int = 20) -> list[JobRun]:
+        """One job's runs (in full and single-job pipeline runs), newest first."""
+        self.job(pipeline, kind, job)  # JobNotFoundError for an unknown job
+        return self.store.job_run_history(pipeline, job, limit)
 
     def show(self, run_id: str) -> tuple[PipelineRun, list[JobRun]]:
         """One run and its job runs."""
@@ -354,10 +544,26 @@ class Workspace:
         return self.store.dq_results(run_id=run_id, dataset=dataset, limit=limit)
 
     def incidents(
-        self, *, status: str | None = None, dataset: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        dataset: str | None = None,
+        pipeline: str | None = None,
+        job: str | None = None,
+        run_id: str | None = None,
     ) -> list[DQIncident]:
-        """Data-quality incidents, newest first, by status (open, acknowledged, resolved)."""
-        return self.store.incidents(status=status, dataset=dataset)
+        """Data-quality incidents, newest first, by status (open, acknowledged, resolved),
+        dataset, pipeline, job, or run (the run that opened it or last violated its rule)."""
+        statuses = [item.value for item in IncidentStatus]
+        if status and status not in statuses:
+            raise LakebookError(
+                f"`status` `{status}` is not an incident status. Use one of: "
+                + ", ".join(f"`{item}`" for item in statuses)
+                + "."
+            )
+        return self.store.incidents(
+            status=status, dataset=dataset, pipeline=pipeline, job=job, run_id=run_id
+        )
 
     def incident(self, incident_id: int) -> DQIncident:
         """One incident, with its bounded sample of failing rows."""

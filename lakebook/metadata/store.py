@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, inspect, or_, select
+from sqlalchemy import Engine, create_engine, delete, event, func, inspect, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lakebook.errors import IncidentNotFoundError, IncidentStatusError, RunNotFoundError
@@ -135,6 +135,32 @@ class MetadataStore:
         query = select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit)
         if pipeline:
             query = query.where(PipelineRun.pipeline == pipeline)
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+    def last_runs(self) -> dict[str, PipelineRun]:
+        """The newest run of every pipeline that has one, by pipeline name (one query)."""
+        newest = (
+            select(PipelineRun.pipeline, func.max(PipelineRun.started_at).label("started_at"))
+            .group_by(PipelineRun.pipeline)
+            .subquery()
+        )
+        query = select(PipelineRun).join(
+            newest,
+            (PipelineRun.pipeline == newest.c.pipeline)
+            & (PipelineRun.started_at == newest.c.started_at),
+        )
+        with self.session() as session:
+            return {run.pipeline: run for run in session.scalars(query).all()}
+
+    def job_run_history(self, pipeline: str, job: str, limit: int = 20) -> list[JobRun]:
+        """One job's runs across pipeline runs, newest first."""
+        query = (
+            select(JobRun)
+            .where(JobRun.pipeline == pipeline, JobRun.job == job)
+            .order_by(JobRun.id.desc())
+            .limit(limit)
+        )
         with self.session() as session:
             return list(session.scalars(query).all())
 
@@ -313,14 +339,30 @@ class MetadataStore:
             return incident
 
     def incidents(
-        self, status: str | None = None, dataset: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        dataset: str | None = None,
+        limit: int | None = None,
+        *,
+        pipeline: str | None = None,
+        job: str | None = None,
+        run_id: str | None = None,
     ) -> list[DQIncident]:
-        """Incidents, newest first, filtered by status or dataset."""
+        """Incidents, newest first, filtered by status, dataset, pipeline, job or run (the run
+        that opened the incident or the last one that violated its rule)."""
         query = select(DQIncident).order_by(DQIncident.id.desc())
         if status:
             query = query.where(DQIncident.status == str(_incident_status(status)))
         if dataset:
             query = query.where(DQIncident.dataset == dataset)
+        if pipeline:
+            query = query.where(DQIncident.pipeline == pipeline)
+        if job:
+            query = query.where(DQIncident.job == job)
+        if run_id:
+            query = query.where(
+                or_(DQIncident.opened_run_id == run_id, DQIncident.last_run_id == run_id)
+            )
         if limit is not None:
             query = query.limit(limit)
         with self.session() as session:
