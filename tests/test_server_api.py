@@ -209,9 +209,332 @@ async def test_incident_detail_ack_and_resolve(jp_fetch: Any, workspace_dir: Pat
     assert status == 409
 
 
+# pipelines list, job runs, DQ rules, notebooks, incident filters ------------------------------
+ORDERS = ("pipelines", "jaffle_shop", "dataset-jobs", "orders")
+RAW_CUSTOMERS = ("pipelines", "jaffle_shop", "ingest-jobs", "raw_customers")
+RULE = {"name": "amount_small", "check_type": "range", "column": "amount", "max": 10000}
+
+
+def rule_names(data: dict[str, Any]) -> list[str]:
+    return [rule["name"] for rule in data["rules"]]
+
+
+def yaml_rules(workspace_dir: Path, job: str) -> dict[str, dict[str, Any]]:
+    """The rules of a job as `pipeline.yaml` holds them, by name."""
+    text = (workspace_dir / "pipelines" / "jaffle_shop" / "pipeline.yaml").read_text()
+    document = yaml.safe_load(text)
+    jobs = [*document.get("ingest_jobs", []), *document.get("dataset_jobs", [])]
+    [item] = [item for item in jobs if item["name"] == job]
+    return {rule["name"]: rule for rule in item.get("data_quality", [])}
+
+
+async def wait_for_run(jp_fetch: Any, run_id: str, seconds: float = 240) -> dict[str, Any]:
+    """Poll `runs/{id}` until the run ends."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status, run = await call(jp_fetch, "GET", "runs", run_id)
+        assert status == 200
+        if run["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return dict(run)
+        await asyncio.sleep(0.5)
+
+
+async def test_pipeline_list_has_descriptions_and_job_counts(
+    jp_fetch: Any, workspace_dir: Path
+) -> None:
+    broken = workspace_dir / "pipelines" / "broken"
+    broken.mkdir()
+    (broken / "pipeline.yaml").write_text(
+        "name: broken\ndescription: half done\ningest_jobs: [{name: x}]\n"
+    )
+    status, data = await call(jp_fetch, "GET", "pipelines")
+    assert status == 200
+    by_name = {item["name"]: item for item in data["pipelines"]}
+    shop = by_name["jaffle_shop"]
+    assert shop["description"].startswith("Orders, customers and payments")
+    assert (shop["ingest_jobs"], shop["dataset_jobs"], shop["valid"]) == (3, 5, True)
+    assert (by_name["broken"]["valid"], by_name["broken"]["ingest_jobs"]) == (False, 1)
+    assert by_name["broken"]["description"] == "half done"
+    required, declared = schema_fields("PipelineSummary")
+    assert required <= set(shop) <= declared
+
+
+async def test_fifty_pipelines_are_listed_quickly(jp_fetch: Any, workspace_dir: Path) -> None:
+    text = (workspace_dir / "pipelines" / "jaffle_shop" / "pipeline.yaml").read_text()
+    for number in range(49):
+        folder = workspace_dir / "pipelines" / f"shop_{number}"
+        folder.mkdir()
+        (folder / "pipeline.yaml").write_text(
+            text.replace("name: jaffle_shop", f"name: shop_{number}")
+        )
+    started = time.monotonic()
+    status, data = await call(jp_fetch, "GET", "pipelines")
+    elapsed = time.monotonic() - started
+    assert status == 200 and len(data["pipelines"]) == 50
+    assert all(item["valid"] and item["dataset_jobs"] == 5 for item in data["pipelines"])
+    assert elapsed < 5, f"listing 50 pipelines took {elapsed:.1f}s"
+
+
+async def test_blocking_calls_do_not_hold_the_event_loop(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakebook.server.service import LakebookService
+
+    def slow_schemas(self: LakebookService) -> dict[str, Any]:
+        time.sleep(1)
+        return {}
+
+    monkeypatch.setattr(LakebookService, "schemas", slow_schemas)
+    started = time.monotonic()
+    answers = await asyncio.gather(*(call(jp_fetch, "GET", "schemas") for _ in range(3)))
+    assert answers == [(200, {})] * 3
+    assert time.monotonic() - started < 2.5  # the three sleeps overlapped
+
+
+async def test_dq_rule_crud_persists_to_pipeline_yaml(jp_fetch: Any, workspace_dir: Path) -> None:
+    status, data = await call(jp_fetch, "GET", *ORDERS, "dq-rules")
+    assert status == 200
+    assert rule_names(data) == ["order_id_unique", "status_known", "amount_not_negative"]
+    assert data["rules"][0] == {
+        "name": "order_id_unique",
+        "check_type": "unique",
+        "column": "order_id",
+    }
+
+    status, created = await call(jp_fetch, "POST", *ORDERS, "dq-rules", body=RULE)
+    assert (status, created) == (201, RULE)
+    assert yaml_rules(workspace_dir, "orders")["amount_small"] == RULE
+    status, data = await call(jp_fetch, "POST", *ORDERS, "dq-rules", body=RULE)
+    assert status == 409 and "already has a data-quality rule `amount_small`" in data["message"]
+
+    changed = {**RULE, "severity": "warn", "action_on_violation": "warn"}
+    status, saved = await call(jp_fetch, "PUT", *ORDERS, "dq-rules", "amount_small", body=changed)
+    assert (status, saved) == (200, changed)
+    assert yaml_rules(workspace_dir, "orders")["amount_small"]["severity"] == "warn"
+
+    status, data = await call(jp_fetch, "DELETE", *ORDERS, "dq-rules", "amount_small")
+    assert status == 204
+    assert "amount_small" not in yaml_rules(workspace_dir, "orders")
+    assert len(yaml_rules(workspace_dir, "orders")) == 3
+
+    # rules of an ingest job, which had none
+    rule = {"name": "id_present", "check_type": "not_null", "column": "id"}
+    status, _ = await call(jp_fetch, "POST", *RAW_CUSTOMERS, "dq-rules", body=rule)
+    assert status == 201
+    assert await call(jp_fetch, "GET", *RAW_CUSTOMERS, "dq-rules") == (200, {"rules": [rule]})
+    status, _ = await call(jp_fetch, "DELETE", *RAW_CUSTOMERS, "dq-rules", "id_present")
+    assert status == 204
+    assert yaml_rules(workspace_dir, "raw_customers") == {}
+
+
+async def test_dq_rule_errors(jp_fetch: Any, workspace_dir: Path) -> None:
+    before = (workspace_dir / "pipelines" / "jaffle_shop" / "pipeline.yaml").read_text()
+    no_bounds = {"name": "amount_bounded", "check_type": "range", "column": "amount"}
+    status, data = await call(jp_fetch, "POST", *ORDERS, "dq-rules", body=no_bounds)
+    assert status == 400 and data["error"] == "SpecValidationError"
+    assert any("data_quality" in p["location"] for p in data["problems"]), data
+    assert "give `min`, `max` or both" in json.dumps(data["problems"])
+    status, data = await call(
+        jp_fetch, "POST", *ORDERS, "dq-rules", body={**RULE, "check_type": "vibes"}
+    )
+    assert status == 400 and any("check_type" in p["location"] for p in data["problems"])
+    status, data = await call(jp_fetch, "POST", *ORDERS, "dq-rules", body={**RULE, "name": "X y"})
+    assert status == 400 and data["problems"][0]["location"] == "field `name`"
+    status, data = await call(jp_fetch, "POST", *ORDERS, "dq-rules", body=["not", "a", "rule"])
+    assert status == 400 and data["problems"]
+    status, data = await call(
+        jp_fetch, "PUT", *ORDERS, "dq-rules", "amount_not_negative", body={**no_bounds}
+    )
+    assert status == 400
+    status, data = await call(
+        jp_fetch,
+        "PUT",
+        *ORDERS,
+        "dq-rules",
+        "amount_not_negative",
+        body={**RULE, "name": "order_id_unique"},
+    )
+    assert status == 409  # renaming onto another rule
+
+    status, data = await call(jp_fetch, "PUT", *ORDERS, "dq-rules", "nope", body=RULE)
+    assert status == 404 and data["error"] == "RuleNotFoundError"
+    assert "`amount_not_negative`" in data["message"]
+    status, data = await call(jp_fetch, "DELETE", *ORDERS, "dq-rules", "nope")
+    assert status == 404
+    status, data = await call(
+        jp_fetch, "GET", "pipelines", "jaffle_shop", "dataset-jobs", "x", "dq-rules"
+    )
+    assert status == 404 and "`orders`" in data["message"]
+    # `orders` is a dataset job, not an ingest job
+    status, _ = await call(
+        jp_fetch, "GET", "pipelines", "jaffle_shop", "ingest-jobs", "orders", "dq-rules"
+    )
+    assert status == 404
+    status, _ = await call(
+        jp_fetch, "POST", "pipelines", "nope", "dataset-jobs", "x", "dq-rules", body=RULE
+    )
+    assert status == 404
+    assert (workspace_dir / "pipelines" / "jaffle_shop" / "pipeline.yaml").read_text() == before
+
+
+async def test_incident_filters(jp_fetch: Any, workspace_dir: Path) -> None:
+    store = MetadataStore(f"sqlite:///{workspace_dir / '.lakebook' / 'metadata.db'}")
+    first = record(store, violation("r1", failing=3), [{"id": 1}])
+    other_job = record(store, violation("r2", job="payments"), [])
+    elsewhere = violation("r3", rule="other_rule")
+    elsewhere.pipeline = "other_shop"
+    other_pipeline = record(store, elsewhere, [])
+    record(store, violation("r4", failing=5), [])  # updates `first`: last run r4
+    store.acknowledge_incident(other_job, "erin")
+    store.close()
+
+    async def ids(**params: str) -> list[int]:
+        status, data = await call(jp_fetch, "GET", "dq", "incidents", params=params)
+        assert status == 200, data
+        return [item["id"] for item in data["incidents"]]
+
+    assert await ids() == [other_pipeline, other_job, first]
+    assert await ids(status="acknowledged") == [other_job]
+    assert await ids(dataset="silver.payments") == [other_job]
+    assert await ids(pipeline="other_shop") == [other_pipeline]
+    assert await ids(pipeline="shop", job="orders") == [first]
+    assert await ids(run_id="r1") == [first]  # opened it
+    assert await ids(run_id="r4") == [first]  # last violated it
+    assert await ids(run_id="r9") == []
+    assert await ids(status="open", job="payments") == []
+    assert await ids(status="") == [other_pipeline, other_job, first]
+
+    status, data = await call(jp_fetch, "GET", "dq", "incidents", params={"status": "closed"})
+    assert status == 400
+    assert "`status`" in data["message"] and "`open`, `acknowledged`, `resolved`" in data["message"]
+
+
+async def test_job_run_and_notebook_errors(jp_fetch: Any) -> None:
+    status, data = await call(jp_fetch, "POST", *ORDERS, "run")
+    assert status == 400
+    assert "`bronze.raw_orders`, which is not in the lake yet" in data["message"]
+    assert "Run the pipeline first" in data["message"]
+    assert await call(jp_fetch, "GET", "pipelines", "jaffle_shop", "runs") == (200, {"runs": []})
+    for method, suffix in (("POST", "run"), ("GET", "runs"), ("POST", "notebook")):
+        status, data = await call(
+            jp_fetch, method, "pipelines", "jaffle_shop", "dataset-jobs", "nope", suffix
+        )
+        assert status == 404 and "`orders`" in data["message"], (method, suffix)
+        status, _ = await call(
+            jp_fetch, method, "pipelines", "jaffle_shop", "ingest-jobs", "orders", suffix
+        )
+        assert status == 404, (method, suffix)
+        status, _ = await call(jp_fetch, method, "pipelines", "nope", "ingest-jobs", "x", suffix)
+        assert status == 404, (method, suffix)
+    status, data = await call(jp_fetch, "GET", *ORDERS, "runs", params={"limit": "all"})
+    assert status == 400
+    assert await call(jp_fetch, "GET", *ORDERS, "runs") == (200, {"runs": []})
+
+
+async def test_notebook_is_ejected_once_with_the_jobs_parameters(
+    jp_fetch: Any, workspace_dir: Path
+) -> None:
+    status, data = await call(jp_fetch, "POST", *ORDERS, "notebook")
+    assert (status, data) == (201, {"path": "pipelines/jaffle_shop/notebooks/orders.ipynb"})
+    path = workspace_dir / data["path"]
+    notebook = json.loads(path.read_text())
+    [cell] = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    source = "".join(cell["source"])
+    assert "pipeline: str = 'jaffle_shop'" in source
+    assert '"name": "orders"' in source and "sql_text" in source
+    assert "workspace: str = '../../..'" in source
+    path.write_text(path.read_text().replace("GROUP BY ALL", "GROUP BY ALL -- edited"))
+    status, data = await call(jp_fetch, "POST", *ORDERS, "notebook")
+    assert (status, data) == (200, {"path": "pipelines/jaffle_shop/notebooks/orders.ipynb"})
+    assert "-- edited" in path.read_text()  # an existing copy is kept
+
+
+def test_notebook_outside_the_contents_root_is_refused(workspace_dir: Path, tmp_path: Path) -> None:
+    from lakebook.errors import LakebookError
+    from lakebook.server.service import LakebookService
+
+    (tmp_path / "elsewhere").mkdir()
+    service = LakebookService(workspace_dir, contents_root=tmp_path / "elsewhere")
+    with pytest.raises(LakebookError, match="not inside the Jupyter server's root_dir"):
+        service.eject_notebook("jaffle_shop", "dataset_jobs", "orders")
+    assert not (workspace_dir / "pipelines" / "jaffle_shop" / "notebooks").exists()
+    assert service.contents_path(workspace_dir / "runs" / "x.ipynb") is None
+    service.close()
+
+
+@pytest.mark.slow
+async def test_one_job_runs_alone_after_a_pipeline_run(jp_fetch: Any, workspace_dir: Path) -> None:
+    status, started = await call(jp_fetch, "POST", "pipelines", "jaffle_shop", "run")
+    assert status == 202
+    full = await wait_for_run(jp_fetch, started["id"])
+    assert full["status"] == "succeeded", full
+
+    status, started = await call(jp_fetch, "POST", *ORDERS, "run")
+    assert status == 202
+    assert started == {
+        "id": started["id"],
+        "pipeline": "jaffle_shop",
+        "job": "orders",
+        "status": "pending",
+    }
+    run = await wait_for_run(jp_fetch, started["id"])
+    assert (run["status"], run["trigger"]) == ("succeeded", "api"), run
+    [job] = run["jobs"]
+    assert (job["job"], job["status"]) == ("orders", "succeeded")
+    [in_full] = [item for item in full["jobs"] if item["job"] == "orders"]
+    assert (job["rows_read"], job["rows_written"]) == (in_full["rows_read"], 99)
+    assert job["notebook_path"] == f"runs/jaffle_shop/{run['id']}/orders.ipynb"
+    assert (workspace_dir / job["notebook_path"]).is_file()
+
+    status, runs = await call(jp_fetch, "GET", "pipelines", "jaffle_shop", "runs")
+    assert [item["id"] for item in runs["runs"]] == [run["id"], full["id"]]
+    status, history = await call(jp_fetch, "GET", *ORDERS, "runs")
+    assert status == 200
+    assert [item["run_id"] for item in history["runs"]] == [run["id"], full["id"]]
+    assert all(item["status"] == "succeeded" for item in history["runs"])
+    assert history["runs"][0]["rows_written"] == 99 and history["runs"][0]["started_at"]
+    status, history = await call(jp_fetch, "GET", *ORDERS, "runs", params={"limit": "1"})
+    assert [item["run_id"] for item in history["runs"]] == [run["id"]]
+
+
+@pytest.mark.slow
+async def test_a_job_run_uses_its_ejected_notebook(jp_fetch: Any, workspace_dir: Path) -> None:
+    status, data = await call(jp_fetch, "POST", *RAW_CUSTOMERS, "notebook")
+    assert status == 201
+    path = workspace_dir / data["path"]
+    notebook = json.loads(path.read_text())
+    marker = "LAKEBOOK-MARKER-FROM-JUPYTERLAB"
+    notebook["cells"].insert(
+        1,
+        {
+            "cell_type": "code",
+            "id": "lakebook-marker",
+            "metadata": {},
+            "source": f"print({marker!r})",
+            "outputs": [],
+            "execution_count": None,
+        },
+    )
+    path.write_text(json.dumps(notebook))
+
+    status, started = await call(jp_fetch, "POST", *RAW_CUSTOMERS, "run")
+    assert status == 202
+    run = await wait_for_run(jp_fetch, started["id"])
+    assert run["status"] == "succeeded", run
+    [job] = run["jobs"]
+    assert job["job"] == "raw_customers" and job["rows_written"] == 100
+    assert marker in (workspace_dir / job["notebook_path"]).read_text()
+
+
 def concrete(pattern: str) -> str:
     """A request path matching a route pattern."""
-    values = {"name": "jaffle_shop", "job": "raw_orders", "run_id": "x", "incident_id": "1"}
+    values = {
+        "name": "jaffle_shop",
+        "job": "raw_orders",
+        "rule": "r",
+        "run_id": "x",
+        "incident_id": "1",
+    }
     for key, value in values.items():
         pattern = pattern.replace(f"(?P<{key}>[^/]+)", value).replace(f"(?P<{key}>[0-9]+)", value)
     return pattern
@@ -227,7 +550,9 @@ def route_methods() -> list[tuple[str, str]]:
 
 
 def test_every_route_is_covered() -> None:
-    assert len(route_methods()) == 20
+    # 20 before job runs, job run history, notebooks and DQ rules (7 per kind of job)
+    assert len(route_methods()) == 34
+    assert any("dq-rules" in path for _, path in route_methods())
 
 
 @pytest.mark.parametrize(("method", "path"), route_methods())
@@ -458,6 +783,14 @@ class TestRoles:
             ("POST", ("pipelines", "jaffle_shop", "ingest-jobs"), INGEST_JOB),
             ("POST", ("pipelines", "jaffle_shop", "run"), None),
             ("POST", ("dq", "incidents", "1", "ack"), None),
+            ("POST", ("pipelines", "jaffle_shop", "dataset-jobs", "orders", "run"), None),
+            ("POST", ("pipelines", "jaffle_shop", "dataset-jobs", "orders", "notebook"), None),
+            ("POST", ("pipelines", "jaffle_shop", "dataset-jobs", "orders", "dq-rules"), RULE),
+            (
+                "DELETE",
+                ("pipelines", "jaffle_shop", "dataset-jobs", "orders", "dq-rules", "x"),
+                None,
+            ),
         ]
         for method, path, body in writes:
             status, data = await call(jp_fetch, method, *path, body=body, **as_user(user))
@@ -467,6 +800,8 @@ class TestRoles:
             assert "engineer" in data["message"]
         status, _ = await call(jp_fetch, "GET", "pipelines", "jaffle_shop", **as_user(user))
         assert status == 200  # still there
+        status, data = await call(jp_fetch, "GET", *ORDERS, "dq-rules", **as_user(user))
+        assert status == 200 and "amount_not_negative" in rule_names(data)
 
     async def test_engineer_may_write(self, jp_fetch: Any) -> None:
         status, data = await call(

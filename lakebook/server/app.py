@@ -27,7 +27,10 @@ class LakebookExtensionApp(ExtensionApp):
     def initialize_settings(self) -> None:
         server_root = self.serverapp.root_dir if self.serverapp is not None else "."
         root = Path(self.workspace or server_root).expanduser()
-        self.service = LakebookService(root, int(self.max_concurrent_runs))
+        # notebook paths in answers are relative to the folder JupyterLab's file browser shows
+        self.service = LakebookService(
+            root, int(self.max_concurrent_runs), contents_root=Path(server_root)
+        )
         self.settings.update({"lakebook_service": self.service})
         self.log.info("lakebook: serving the workspace at %s", root)
 

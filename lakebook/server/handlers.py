@@ -9,9 +9,12 @@ and write JSON. `openapi.yaml` next to this file documents the routes (a test ke
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
@@ -28,6 +31,8 @@ from lakebook.errors import (
     PathOutsideWorkspaceError,
     PipelineExistsError,
     PipelineNotFoundError,
+    RuleExistsError,
+    RuleNotFoundError,
     RunNotFoundError,
     SpecValidationError,
     WorkspaceNotFoundError,
@@ -38,6 +43,7 @@ from lakebook.workspace import JobKind
 API = "/lakebook/api"
 AUTH_RESOURCE = "lakebook"
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+T = TypeVar("T")
 
 # Domain errors -> HTTP status; the first matching class wins. Anything else from lakebook is a
 # problem with the request (400); only framework bugs become 500.
@@ -46,9 +52,11 @@ ERROR_STATUS: list[tuple[type[LakebookError], int]] = [
     (JobNotFoundError, 404),
     (RunNotFoundError, 404),
     (IncidentNotFoundError, 404),
+    (RuleNotFoundError, 404),
     (WorkspaceNotFoundError, 404),
     (PipelineExistsError, 409),
     (JobExistsError, 409),
+    (RuleExistsError, 409),
     (IncidentStatusError, 409),
     (PathOutsideWorkspaceError, 400),
     (SpecValidationError, 400),
@@ -88,9 +96,25 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
         except ValueError as error:
             raise tornado.web.HTTPError(400, f"The request body is not JSON: {error}") from None
 
+    async def blocking(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a blocking service method on a worker thread, keeping the event loop free."""
+        call = functools.partial(method, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+
+    def limit(self) -> int:
+        """The `limit` query argument (default 20); a 400 when it is not a whole number."""
+        limit = self.get_query_argument("limit", "20")
+        if not limit.isdigit():
+            raise tornado.web.HTTPError(400, "`limit` must be a whole number, e.g. `limit=20`.")
+        return int(limit)
+
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(data, default=str))
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.finish()
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, LakebookError):
@@ -119,13 +143,13 @@ class PipelinesHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
-        self.reply({"pipelines": self.service.pipelines()})
+    async def get(self) -> None:
+        self.reply({"pipelines": await self.blocking(self.service.pipelines)})
 
     @tornado.web.authenticated
     @authorized
-    def post(self) -> None:
-        self.reply(self.service.create_pipeline(self.body()), 201)
+    async def post(self) -> None:
+        self.reply(await self.blocking(self.service.create_pipeline, self.body()), 201)
 
 
 class PipelineHandler(LakebookHandler):
@@ -133,20 +157,19 @@ class PipelineHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self, name: str) -> None:
-        self.reply(self.service.pipeline(name))
+    async def get(self, name: str) -> None:
+        self.reply(await self.blocking(self.service.pipeline, name))
 
     @tornado.web.authenticated
     @authorized
-    def put(self, name: str) -> None:
-        self.reply(self.service.update_pipeline(name, self.body()))
+    async def put(self, name: str) -> None:
+        self.reply(await self.blocking(self.service.update_pipeline, name, self.body()))
 
     @tornado.web.authenticated
     @authorized
-    def delete(self, name: str) -> None:
-        self.service.delete_pipeline(name)
-        self.set_status(204)
-        self.finish()
+    async def delete(self, name: str) -> None:
+        await self.blocking(self.service.delete_pipeline, name)
+        self.no_content()
 
 
 class JobKindHandler(LakebookHandler):
@@ -164,24 +187,95 @@ class JobKindHandler(LakebookHandler):
 class JobsHandler(JobKindHandler):
     @tornado.web.authenticated
     @authorized
-    def post(self, name: str) -> None:
+    async def post(self, name: str) -> None:
         data = self.body()
-        job = data.get("name") if isinstance(data, dict) else None
-        self.reply(self.service.save_job(name, self.kind, str(job or ""), data, create=True), 201)
+        job = str((data.get("name") if isinstance(data, dict) else None) or "")
+        saved = await self.blocking(self.service.save_job, name, self.kind, job, data, create=True)
+        self.reply(saved, 201)
 
 
 class JobHandler(JobKindHandler):
     @tornado.web.authenticated
     @authorized
-    def put(self, name: str, job: str) -> None:
-        self.reply(self.service.save_job(name, self.kind, job, self.body(), create=False))
+    async def put(self, name: str, job: str) -> None:
+        data = self.body()
+        self.reply(
+            await self.blocking(self.service.save_job, name, self.kind, job, data, create=False)
+        )
 
     @tornado.web.authenticated
     @authorized
-    def delete(self, name: str, job: str) -> None:
-        self.service.delete_job(name, self.kind, job)
-        self.set_status(204)
-        self.finish()
+    async def delete(self, name: str, job: str) -> None:
+        await self.blocking(self.service.delete_job, name, self.kind, job)
+        self.no_content()
+
+
+class JobRunHandler(JobKindHandler):
+    """Run one job alone (its inputs must be in the lake)."""
+
+    auth_scope = "runs"
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str, job: str) -> None:
+        self.reply(await self.blocking(self.service.start_job_run, name, self.kind, job), 202)
+
+
+class JobRunsHandler(JobKindHandler):
+    """One job's run history, newest first."""
+
+    auth_scope = "runs"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str, job: str) -> None:
+        limit = self.limit()
+        runs = await self.blocking(self.service.job_runs, name, self.kind, job, limit)
+        self.reply({"runs": runs})
+
+
+class JobNotebookHandler(JobKindHandler):
+    """The pipeline's own copy of a job's notebook, made on first request, for JupyterLab."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str, job: str) -> None:
+        reply, created = await self.blocking(self.service.eject_notebook, name, self.kind, job)
+        self.reply(reply, 201 if created else 200)
+
+
+class RulesHandler(JobKindHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str, job: str) -> None:
+        self.reply({"rules": await self.blocking(self.service.rules, name, self.kind, job)})
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str, job: str) -> None:
+        data = self.body()
+        rule = str((data.get("name") if isinstance(data, dict) else None) or "")
+        saved = await self.blocking(
+            self.service.save_rule, name, self.kind, job, rule, data, create=True
+        )
+        self.reply(saved, 201)
+
+
+class RuleHandler(JobKindHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def put(self, name: str, job: str, rule: str) -> None:
+        data = self.body()
+        saved = await self.blocking(
+            self.service.save_rule, name, self.kind, job, rule, data, create=False
+        )
+        self.reply(saved)
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, name: str, job: str, rule: str) -> None:
+        await self.blocking(self.service.delete_rule, name, self.kind, job, rule)
+        self.no_content()
 
 
 class PipelineRunHandler(LakebookHandler):
@@ -189,8 +283,8 @@ class PipelineRunHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def post(self, name: str) -> None:
-        self.reply(self.service.start_run(name), 202)
+    async def post(self, name: str) -> None:
+        self.reply(await self.blocking(self.service.start_run, name), 202)
 
 
 class PipelineRunsHandler(LakebookHandler):
@@ -198,11 +292,9 @@ class PipelineRunsHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self, name: str) -> None:
-        limit = self.get_query_argument("limit", "20")
-        if not limit.isdigit():
-            raise tornado.web.HTTPError(400, "`limit` must be a whole number.")
-        self.reply({"runs": self.service.runs(name, int(limit))})
+    async def get(self, name: str) -> None:
+        limit = self.limit()
+        self.reply({"runs": await self.blocking(self.service.runs, name, limit)})
 
 
 class RunHandler(LakebookHandler):
@@ -210,25 +302,26 @@ class RunHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self, run_id: str) -> None:
-        self.reply(self.service.run(run_id))
+    async def get(self, run_id: str) -> None:
+        self.reply(await self.blocking(self.service.run, run_id))
 
 
 class SchemasHandler(LakebookHandler):
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
-        self.reply(self.service.schemas())
+    async def get(self) -> None:
+        self.reply(await self.blocking(self.service.schemas))
 
 
 class OpenApiHandler(LakebookHandler):
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
-        self.finish(
-            OPENAPI_FILE.read_text(encoding="utf-8"),
-            set_content_type="application/yaml; charset=utf-8",
-        )
+    async def get(self) -> None:
+        text = await self.blocking(OPENAPI_FILE.read_text, encoding="utf-8")
+        self.finish(text, set_content_type="application/yaml; charset=utf-8")
+
+
+INCIDENT_FILTERS = ("status", "dataset", "pipeline", "job", "run_id")
 
 
 class IncidentsHandler(LakebookHandler):
@@ -236,10 +329,9 @@ class IncidentsHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
-        status = self.get_query_argument("status", None)
-        dataset = self.get_query_argument("dataset", None)
-        self.reply({"incidents": self.service.incidents(status, dataset)})
+    async def get(self) -> None:
+        filters = {key: self.get_query_argument(key, None) or None for key in INCIDENT_FILTERS}
+        self.reply({"incidents": await self.blocking(self.service.incidents, **filters)})
 
 
 class IncidentHandler(LakebookHandler):
@@ -247,8 +339,8 @@ class IncidentHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self, incident_id: str) -> None:
-        self.reply(self.service.incident(int(incident_id)))
+    async def get(self, incident_id: str) -> None:
+        self.reply(await self.blocking(self.service.incident, int(incident_id)))
 
 
 class IncidentAckHandler(LakebookHandler):
@@ -256,9 +348,9 @@ class IncidentAckHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def post(self, incident_id: str) -> None:
+    async def post(self, incident_id: str) -> None:
         owner = self.body().get("owner") or self.current_user.username
-        self.reply(self.service.acknowledge(int(incident_id), owner))
+        self.reply(await self.blocking(self.service.acknowledge, int(incident_id), owner))
 
 
 class IncidentResolveHandler(LakebookHandler):
@@ -266,12 +358,31 @@ class IncidentResolveHandler(LakebookHandler):
 
     @tornado.web.authenticated
     @authorized
-    def post(self, incident_id: str) -> None:
-        self.reply(self.service.resolve(int(incident_id), self.body().get("note")))
+    async def post(self, incident_id: str) -> None:
+        note = self.body().get("note")
+        self.reply(await self.blocking(self.service.resolve, int(incident_id), note))
 
 
 NAME = r"(?P<name>[^/]+)"
 JOB = r"(?P<job>[^/]+)"
+
+RULE = r"(?P<rule>[^/]+)"
+
+
+def job_routes(
+    segment: str, kind: JobKind
+) -> list[tuple[str, type[LakebookHandler], dict[str, Any]]]:
+    """The routes under one job: run, run history, notebook, data-quality rules."""
+    base = f"{API}/pipelines/{NAME}/{segment}/{JOB}"
+    options = {"kind": kind}
+    return [
+        (f"{base}/run", JobRunHandler, options),
+        (f"{base}/runs", JobRunsHandler, options),
+        (f"{base}/notebook", JobNotebookHandler, options),
+        (f"{base}/dq-rules", RulesHandler, options),
+        (f"{base}/dq-rules/{RULE}", RuleHandler, options),
+    ]
+
 
 # The one route table (paths relative to the server's base_url).
 ROUTES: list[tuple[str, type[LakebookHandler], dict[str, Any]]] = [
@@ -281,6 +392,8 @@ ROUTES: list[tuple[str, type[LakebookHandler], dict[str, Any]]] = [
     (f"{API}/pipelines/{NAME}/ingest-jobs/{JOB}", JobHandler, {"kind": "ingest_jobs"}),
     (f"{API}/pipelines/{NAME}/dataset-jobs", JobsHandler, {"kind": "dataset_jobs"}),
     (f"{API}/pipelines/{NAME}/dataset-jobs/{JOB}", JobHandler, {"kind": "dataset_jobs"}),
+    *job_routes("ingest-jobs", "ingest_jobs"),
+    *job_routes("dataset-jobs", "dataset_jobs"),
     (f"{API}/pipelines/{NAME}/run", PipelineRunHandler, {}),
     (f"{API}/pipelines/{NAME}/runs", PipelineRunsHandler, {}),
     (f"{API}/runs/(?P<run_id>[^/]+)", RunHandler, {}),
