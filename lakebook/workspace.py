@@ -478,15 +478,16 @@ class Workspace:
         job of `only` produces is already in the lake."""
         if not only:
             raise LakebookError(f"Name at least one job of pipeline `{spec.name}` to run.")
-        produced = {spec.job(name).dataset for name in only if name in {j.name for j in spec.jobs}}
+        jobs = {job.name: job for job in spec.jobs}
         for name in only:
-            try:
-                job = spec.job(name)
-            except KeyError:
-                known = ", ".join(f"`{item.name}`" for item in spec.jobs) or "none"
+            if name not in jobs:
+                known = ", ".join(f"`{item}`" for item in jobs) or "none"
                 raise JobNotFoundError(
                     f"Pipeline `{spec.name}` has no job `{name}`. Its jobs: {known}."
-                ) from None
+                )
+        produced = {jobs[name].dataset for name in only}
+        for name in only:
+            job = jobs[name]
             if isinstance(job, IngestJob):
                 continue
             for item in job.inputs:
