@@ -46,3 +46,8 @@ def __getattr__(name: str) -> Any:
 
         return Workspace
     raise AttributeError(name)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the built sidebar (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "@lakebook/labextension"}]

@@ -904,10 +904,18 @@ def _count(spec: PipelineSpec, name: str) -> int:
     return sum(1 for job in spec.jobs if job.name == name)
 
 
+def parse_yaml(text: str) -> Any:
+    """YAML as Python data, safely; with libyaml's C parser where installed (10x faster)."""
+    return yaml.load(text, Loader=SAFE_LOADER)
+
+
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_pipeline_file(path: Path) -> PipelineSpec:
     """Read and validate `pipeline.yaml`."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,11 @@ def every_ingest_accounts_for_every_row(monkeypatch: pytest.MonkeyPatch) -> None
         return result, sample
 
     monkeypatch.setattr(lakebook.ingest, "ingest", checked_ingest)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (browser tests screenshot a failed test)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

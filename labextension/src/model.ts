@@ -71,8 +71,10 @@ export class LakebookModel {
   pipelines: IPipelineSummary[] | null = null;
   pipeline: IPipeline | null = null;
   runs: IRun[] = [];
-  /** Runs opened to show their jobs, by id. */
+  /** Runs fetched with their jobs, by id. */
   runDetails: { [id: string]: IRun } = {};
+  /** Runs whose jobs are shown (a run started here opens by itself). */
+  expanded = new Set<string>();
   incidents: IIncident[] | null = null;
   incidentFilter: IIncidentFilter = { status: 'open' };
   incident: IIncident | null = null;
@@ -219,6 +221,7 @@ export class LakebookModel {
       const run = await this.api.runPipeline(pipeline);
       this.runs = [run, ...this.runs];
       this.runDetails[run.id] = run;
+      this.expanded.add(run.id);
       this.tune();
     });
   }
@@ -228,17 +231,19 @@ export class LakebookModel {
       const run = await this.api.runJob(pipeline, kind, job);
       this.runs = [run, ...this.runs];
       this.runDetails[run.id] = run;
+      this.expanded.add(run.id);
       this.tune();
     });
   }
 
   /** Show (or hide) the jobs of a run. */
   async toggleRun(id: string): Promise<void> {
-    if (this.runDetails[id]) {
-      delete this.runDetails[id];
+    if (this.expanded.has(id)) {
+      this.expanded.delete(id);
       this.emit();
       return;
     }
+    this.expanded.add(id);
     await this.attempt('run', async () => {
       this.runDetails[id] = await this.api.getRun(id);
     });
@@ -265,7 +270,7 @@ export class LakebookModel {
     if (view.name !== 'rules') {
       return false;
     }
-    return this.attempt('form', async () => {
+    return this.attempt('rules', async () => {
       await this.api.deleteRule(view.pipeline, view.kind, view.job, name);
       this.rules = await this.api.listRules(view.pipeline, view.kind, view.job);
     });
@@ -299,17 +304,22 @@ export class LakebookModel {
   private async loadPipeline(name: string): Promise<void> {
     await this.loadPipelineDocument(name);
     this.runs = await this.api.listRuns(name);
-    const open = Object.keys(this.runDetails);
-    const fresh = await Promise.all(open.map(id => this.api.getRun(id).catch(() => null)));
+    // a run just started may not be listed yet: keep it on top until it is
+    for (const run of Object.values(this.runDetails)) {
+      if (run.pipeline === name && isActive(run) && !this.runs.some(item => item.id === run.id)) {
+        this.runs = [run, ...this.runs];
+      }
+    }
+    // the jobs of shown runs, fetched again while they may still change
+    const stale = this.runs.filter(
+      run =>
+        this.expanded.has(run.id) &&
+        (isActive(this.runDetails[run.id]) || !this.runDetails[run.id]?.jobs)
+    );
+    const fresh = await Promise.all(stale.map(run => this.api.getRun(run.id).catch(() => null)));
     for (const run of fresh) {
       if (run) {
         this.runDetails[run.id] = run;
-      }
-    }
-    // a run just started may not be listed yet: keep it on top until it is
-    for (const run of Object.values(this.runDetails)) {
-      if (run.pipeline === name && !this.runs.some(item => item.id === run.id)) {
-        this.runs = [run, ...this.runs];
       }
     }
   }
@@ -329,7 +339,7 @@ export class LakebookModel {
 
   /** Poll fast while a run of the shown pipeline is going. */
   private tune(): void {
-    const running = this.runs.some(isActive) || Object.values(this.runDetails).some(isActive);
+    const running = this.runs.some(isActive);
     const interval = running ? FAST_POLL_MS : SLOW_POLL_MS;
     if (this.poll.frequency.interval !== interval) {
       this.poll.frequency = { interval, backoff: false, max: interval };

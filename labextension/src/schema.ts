@@ -49,7 +49,10 @@ export function normalizeSchema(root: ISchema): ISchema {
       const options = node.anyOf.filter(option => option.type !== 'null');
       if (options.length === 1 && options[0]) {
         delete out.anyOf;
-        const merged = { ...visit(options[0], seen), ...out };
+        const merged: ISchema = { ...visit(options[0], seen), ...out };
+        if (merged.type === 'object') {
+          merged[OPTIONAL] = true;
+        }
         if (merged.default === null) {
           delete merged.default;
         }
@@ -76,6 +79,40 @@ export function normalizeSchema(root: ISchema): ISchema {
     return out;
   };
   return visit(root, []);
+}
+
+/** Marks an object that may be left out ("X or null"): see `formReady`. */
+const OPTIONAL = 'x-lakebook-optional';
+
+/**
+ * The last step before a schema goes to a form: an optional object that the form's schema does
+ * not require keeps no defaults inside, so that the form does not invent it (rjsf fills an
+ * object with its fields' defaults, which would then demand its required fields). The defaults
+ * are named in the description instead.
+ */
+export function formReady(schema: ISchema): ISchema {
+  const visit = (node: ISchema, strip: boolean): ISchema => {
+    const out: ISchema = { ...node };
+    if (strip && out.default !== undefined) {
+      const note = `Default: ${JSON.stringify(out.default)}.`;
+      out.description = out.description ? `${out.description} ${note}` : note;
+      delete out.default;
+    }
+    if (node.properties) {
+      const required = node.required ?? [];
+      const properties: { [name: string]: ISchema } = {};
+      for (const [name, child] of Object.entries(node.properties)) {
+        const optional = child[OPTIONAL] === true && !required.includes(name);
+        properties[name] = visit(child, strip || optional);
+      }
+      out.properties = properties;
+    }
+    if (node.items) {
+      out.items = visit(node.items, strip);
+    }
+    return out;
+  };
+  return visit(schema, false);
 }
 
 /** Source settings that apply to each source type. */
@@ -171,7 +208,6 @@ export function ruleFormSchema(normalized: ISchema): ISchema {
 
 /** The form's ui hints: field order, the SQL editor, text areas and collapsed groups. */
 export function uiSchemaFor(kind: 'ingest' | 'dataset' | 'rule'): Json {
-  const hidden = { 'ui:widget': 'hidden' };
   if (kind === 'ingest') {
     return {
       'ui:order': [
@@ -220,8 +256,7 @@ export function uiSchemaFor(kind: 'ingest' | 'dataset' | 'rule'): Json {
         'compression'
       ],
       description: { 'ui:widget': 'textarea' },
-      sql_text: { 'ui:widget': 'sql' },
-      primary_use_case: hidden
+      sql_text: { 'ui:widget': 'sql' }
     };
   }
   return {
@@ -231,7 +266,7 @@ export function uiSchemaFor(kind: 'ingest' | 'dataset' | 'rule'): Json {
   };
 }
 
-/** Drop empty values a form leaves behind (`""`, `{}`, `[]`), so the saved file stays small. */
+/** Drop empty values a form leaves behind (`""`, `{}`, `[]`): left out, the spec's default applies. */
 export function pruneEmpty(value: unknown): unknown {
   if (Array.isArray(value)) {
     return value.map(pruneEmpty);
@@ -244,7 +279,8 @@ export function pruneEmpty(value: unknown): unknown {
         pruned === undefined ||
         pruned === null ||
         pruned === '' ||
-        (typeof pruned === 'object' && !Array.isArray(pruned) && Object.keys(pruned).length === 0);
+        (Array.isArray(pruned) && pruned.length === 0) ||
+        (typeof pruned === 'object' && Object.keys(pruned).length === 0);
       if (!empty) {
         out[key] = pruned;
       }

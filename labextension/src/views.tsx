@@ -13,6 +13,7 @@ import { formatCount, formatDate, formatDuration, text } from './format';
 import { isActive, LakebookModel } from './model';
 import {
   datasetFormSchema,
+  formReady,
   ingestFormSchema,
   ISchema,
   normalizeSchema,
@@ -152,12 +153,11 @@ function NewPipelineForm({ model }: IViewProps): JSX.Element {
   const properties = { ...(full.properties ?? {}) };
   delete properties.ingest_jobs;
   delete properties.dataset_jobs;
-  const schema: ISchema = { ...full, properties, required: ['name'] };
+  const schema = formReady({ ...full, properties, required: ['name'] });
   return (
     <div className="lb-form" data-lakebook="pipeline-form">
       <BackLink onClick={() => model.navigate({ name: 'pipelines' })} label="Pipelines" />
       <h2>New pipeline</h2>
-      <ErrorBox error={model.errors.form} />
       <FormComponent
         schema={schema as ReadonlyJSONObject}
         formData={draft as ReadonlyJSONObject}
@@ -166,7 +166,9 @@ function NewPipelineForm({ model }: IViewProps): JSX.Element {
         onChange={event => setDraft(event.formData ?? {})}
         onSubmit={event => void model.createPipeline(pruneEmpty(event.formData) as Json)}
         noHtml5Validate
+        compact
       >
+        <ErrorBox error={model.errors.form} />
         <SubmitButton label="Create pipeline" />
       </FormComponent>
     </div>
@@ -372,12 +374,12 @@ function RunsList(props: IViewProps & { runs: IRun[] }): JSX.Element {
       {runs.length === 0 ? <div className="lb-muted">Not run yet.</div> : null}
       <ul className="lb-list">
         {runs.map(run => {
-          const detail = model.runDetails[run.id];
+          const detail = model.expanded.has(run.id) ? model.runDetails[run.id] : undefined;
           return (
             <li key={run.id} className="lb-run" data-run={run.id} data-status={run.status}>
               <div className="lb-row lb-clickable" onClick={() => void model.toggleRun(run.id)}>
                 <span>
-                  {detail ? '▾' : '▸'} {formatDate(run.started_at)}
+                  {model.expanded.has(run.id) ? '▾' : '▸'} {formatDate(run.started_at)}
                   {run.job ? ` · ${run.job}` : ''}
                 </span>
                 <span>
@@ -477,10 +479,11 @@ function IngestJobForm(props: IViewProps & { pipeline: string; job: string | nul
       </label>
       {sourceType ? (
         <>
-          <ErrorBox error={model.errors.form} />
           <FormComponent
             key={sourceType}
-            schema={ingestFormSchema(normalizeSchema(base), sourceType) as ReadonlyJSONObject}
+            schema={
+              formReady(ingestFormSchema(normalizeSchema(base), sourceType)) as ReadonlyJSONObject
+            }
             formData={
               keepSection(draft, SOURCE_SECTION[sourceType] ?? 'file') as ReadonlyJSONObject
             }
@@ -495,7 +498,9 @@ function IngestJobForm(props: IViewProps & { pipeline: string; job: string | nul
               })
             }
             noHtml5Validate
+            compact
           >
+            <ErrorBox error={model.errors.form} />
             <SubmitButton label={job ? 'Save job' : 'Create job'} />
           </FormComponent>
         </>
@@ -523,7 +528,7 @@ function DatasetJobForm(
   }
   const own = job ? `${layer}.${job}` : null;
   const datasets = model.datasets().filter(name => name !== own);
-  const schema = datasetFormSchema(normalizeSchema(base), transformType, datasets);
+  const schema = formReady(datasetFormSchema(normalizeSchema(base), transformType, datasets));
   const transformTypes = Object.keys(TRANSFORM_CONFIG);
   return (
     <div className="lb-form" data-lakebook="dataset-form">
@@ -543,7 +548,6 @@ function DatasetJobForm(
           ))}
         </select>
       </label>
-      <ErrorBox error={model.errors.form} />
       <FormComponent
         key={transformType}
         schema={schema as ReadonlyJSONObject}
@@ -559,7 +563,9 @@ function DatasetJobForm(
           })
         }
         noHtml5Validate
+        compact
       >
+        <ErrorBox error={model.errors.form} />
         <SubmitButton label={job ? 'Save dataset' : 'Create dataset'} />
       </FormComponent>
     </div>
@@ -609,7 +615,7 @@ function RulesTab(
           Add rule
         </button>
       </div>
-      <ErrorBox error={model.errors.form} />
+      <ErrorBox error={model.errors.rules} />
       {rules === null ? (
         <div className="lb-muted">Loading…</div>
       ) : rules.length === 0 ? (
@@ -656,7 +662,11 @@ function RulesTab(
         <div className="lb-form" data-lakebook="rule-form">
           <h3>{editing ? `Rule ${editing}` : 'New rule'}</h3>
           <FormComponent
-            schema={normalizeSchema({ $ref: '#/$defs/DQRule', $defs: defs }) as ReadonlyJSONObject}
+            schema={
+              formReady(
+                normalizeSchema({ $ref: '#/$defs/DQRule', $defs: defs })
+              ) as ReadonlyJSONObject
+            }
             formData={draft as ReadonlyJSONObject}
             uiSchema={uiSchemaFor('rule')}
             widgets={WIDGETS}
@@ -670,7 +680,9 @@ function RulesTab(
               });
             }}
             noHtml5Validate
+            compact
           >
+            <ErrorBox error={model.errors.form} />
             <SubmitButton label="Save rule" />
             <button type="button" className="lb-link" onClick={() => setEditing(undefined)}>
               Cancel

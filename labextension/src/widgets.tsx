@@ -31,11 +31,15 @@ export function Badge({ label, title }: { label: string; title?: string }): JSX.
 
 /** A refused request, shown where it happened, with every field-level problem. */
 export function ErrorBox({ error }: { error: IError | undefined }): JSX.Element | null {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    box.current?.scrollIntoView({ block: 'nearest' });
+  }, [error]);
   if (!error) {
     return null;
   }
   return (
-    <div className="lb-error" role="alert">
+    <div className="lb-error" role="alert" ref={box}>
       <div className="lb-error-message">{error.problems.length ? 'Not saved:' : error.message}</div>
       {error.problems.length > 0 && (
         <ul>

@@ -1,0 +1,147 @@
+"""A real JupyterLab server for the browser tests, and Debian's Chromium driven by Playwright.
+
+`LabServer.start(workspace, state)` runs `jupyter lab` on 127.0.0.1 with the workspace's own
+`jupyter_config.py`, a token, and settings/workspace folders of its own under `state` (so earlier
+sessions' layouts and the news prompt never get in the way). `chromium()` launches
+/usr/bin/chromium headless with the flags this closed network needs; Playwright's own browser
+download is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LabServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    token: str
+    workspace: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def lab_url(self) -> str:
+        return f"{self.url}/lab?token={self.token}"
+
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        """Call the lakebook API directly (to set up or check what the UI did)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/lakebook/api/{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    @classmethod
+    @contextmanager
+    def start(cls, workspace: Path, state: Path) -> Iterator[LabServer]:
+        port, token = free_port(), secrets.token_hex(16)
+        settings = state / "settings"
+        news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        news.parent.mkdir(parents=True, exist_ok=True)
+        news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        env = {
+            **os.environ,
+            "JUPYTERLAB_SETTINGS_DIR": str(settings),
+            "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+            "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        }
+        log = state / "jupyterlab.log"
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            f"--config={workspace / 'jupyter_config.py'}",
+            f"--ServerApp.root_dir={workspace}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.allow_root=True",
+            "--LabApp.news_url=",
+        ]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        server = cls(process, port, token, workspace, log)
+        try:
+            server._wait_ready()
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                self.api("pipelines")
+                return
+            except OSError:
+                time.sleep(0.25)
+        raise RuntimeError(f"jupyter lab did not answer in {timeout} s:\n{self.log.read_text()}")
+
+
+def chromium_available() -> bool:
+    return CHROMIUM.exists()
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A Playwright Browser on Debian's Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
