@@ -128,15 +128,15 @@ class LabServer:
         raise RuntimeError(f"jupyter lab did not answer in {timeout} s:\n{self.log.read_text()}")
 
 
-def chromium_available() -> bool:
-    return CHROMIUM.exists()
-
-
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A Playwright Browser on Debian's Chromium."""
     from playwright.sync_api import sync_playwright
 
+    if not CHROMIUM.exists():
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/install-test-deps.sh)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True

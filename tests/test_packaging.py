@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -56,6 +57,34 @@ def test_wheel_auto_enables_the_server_extension(wheel: Path) -> None:
     assert json.loads(archive.read(config)) == {
         "ServerApp": {"jpserver_extensions": {"lakebook": True}}
     }
+
+
+def test_wheel_ships_the_built_sidebar(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shared = "lakebook-0.1.0.data/data/share/jupyter/labextensions/@lakebook/labextension"
+    assert f"{shared}/package.json" in names
+    assert f"{shared}/install.json" in names
+    assert any(name.startswith(f"{shared}/static/remoteEntry.") for name in names)
+    built = json.loads(zipfile.ZipFile(wheel).read(f"{shared}/package.json"))
+    assert built["name"] == "@lakebook/labextension"
+    assert built["jupyterlab"]["_build"]["load"].startswith("static/remoteEntry.")
+
+
+def jupyter(*args: str) -> str:
+    """What a `jupyter` subcommand prints, without its colours."""
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", *args], capture_output=True, text=True, check=True
+    )
+    return re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+
+
+def test_installed_extensions_are_enabled_and_ok() -> None:
+    """`pip install` of the project leaves both extensions enabled and loadable."""
+    lab = jupyter("labextension", "list")
+    assert re.search(r"@lakebook/labextension v[0-9.]+ enabled OK", lab), lab
+    server = jupyter("server", "extension", "list")
+    assert re.search(r"lakebook enabled", server), server
+    assert re.search(r"lakebook [0-9.]+ OK", server), server
 
 
 @pytest.mark.parametrize("template", sorted(p.name for p in (REPO / "templates").glob("*.ipynb")))

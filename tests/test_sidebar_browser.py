@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,10 @@ from playwright.sync_api import expect
 
 from lakebook.metadata import MetadataStore
 from lakebook.workspace import Workspace
-from tests.lab_server import LabServer, chromium, chromium_available
+from tests.lab_server import LabServer, chromium
 from tests.test_dq_incidents import record, violation
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium (apt)"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "sidebar"
@@ -210,7 +207,10 @@ def test_data_quality_rules_tab(page: Any, lab: LabServer, workspace: Path) -> N
 
 def test_incidents_view(page: Any, lab: LabServer, workspace: Path) -> None:
     store = MetadataStore(Workspace.open(workspace).metadata_url)
-    sample: list[dict[str, object]] = [{"order_id": 7, "amount": -3.5}, {"order_id": 9, "amount": -1}]
+    sample: list[dict[str, object]] = [
+        {"order_id": 7, "amount": -3.5},
+        {"order_id": 9, "amount": -1},
+    ]
     incident_id = record(store, violation("r-incident-1", job="orders", failing=4), sample)
     open_sidebar(page)
     page.click(".lb-tab:has-text('Incidents')")
@@ -231,6 +231,37 @@ def test_incidents_view(page: Any, lab: LabServer, workspace: Path) -> None:
     page.click("button:has-text('Resolve')")
     page.wait_for_selector('[data-lakebook="incident"] [data-status="resolved"]')
     assert store.incident(incident_id).status == "resolved"
+
+
+def test_polling_stands_by_while_the_panel_is_hidden(page: Any, lab: LabServer) -> None:
+    """While a run goes on the panel polls every 2 s; hidden, it asks nothing; shown, it catches up."""
+    ensure_people_pipeline(lab)
+    requests: list[tuple[float, str]] = []
+    page.on(
+        "request",
+        lambda request: (
+            requests.append((time.monotonic(), request.url))
+            if "/lakebook/api/" in request.url
+            else None
+        ),
+    )
+    open_sidebar(page)
+    page.click('[data-pipeline="people"]')
+    page.click('[data-lakebook="run-pipeline"]')
+    page.wait_for_selector('.lb-run[data-status="pending"], .lb-run[data-status="running"]')
+    time.sleep(4.5)
+    assert len([url for _, url in requests if "/runs" in url]) >= 2  # polled while shown
+
+    page.click('.lm-TabBar-tab[data-id="lakebook-sidebar"]')  # hide the panel
+    expect(page.locator("#lakebook-sidebar")).to_be_hidden()
+    hidden_at = time.monotonic()
+    time.sleep(6)
+    late = [url for when, url in requests if when > hidden_at + 0.5]
+    assert late == [], late
+
+    open_sidebar(page)
+    page.wait_for_selector('.lb-run[data-status="succeeded"]', timeout=180_000)
+    assert any(when > hidden_at + 6 for when, _ in requests)
 
 
 def ensure_people_pipeline(lab: LabServer) -> None:

@@ -223,6 +223,7 @@ export class LakebookModel {
       this.runDetails[run.id] = run;
       this.expanded.add(run.id);
       this.tune();
+      void this.poll.refresh(); // next ticks at the fast interval
     });
   }
 
@@ -233,6 +234,7 @@ export class LakebookModel {
       this.runDetails[run.id] = run;
       this.expanded.add(run.id);
       this.tune();
+      void this.poll.refresh(); // next ticks at the fast interval
     });
   }
 

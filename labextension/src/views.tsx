@@ -400,48 +400,50 @@ function RunsList(props: IViewProps & { runs: IRun[] }): JSX.Element {
 function JobRunsTable(props: IViewProps & { jobs: IJobRun[] }): JSX.Element {
   const { jobs, openPath } = props;
   return (
-    <table className="lb-table" data-lakebook="job-runs">
-      <thead>
-        <tr>
-          <th>Job</th>
-          <th>Status</th>
-          <th>Read</th>
-          <th>Written</th>
-          <th>Quarantined</th>
-          <th>Time</th>
-          <th />
-        </tr>
-      </thead>
-      <tbody>
-        {jobs.map(job => (
-          <tr key={job.job} data-job={job.job}>
-            <td title={job.dataset}>{job.job}</td>
-            <td>
-              <StatusBadge status={job.status} />
-            </td>
-            <td className="lb-number" data-metric="rows_read">
-              {formatCount(job.rows_read)}
-            </td>
-            <td className="lb-number" data-metric="rows_written">
-              {formatCount(job.rows_written)}
-            </td>
-            <td className="lb-number">{formatCount(job.quarantined_rows)}</td>
-            <td className="lb-number">{formatDuration(job.duration_seconds)}</td>
-            <td>
-              {job.notebook_path ? (
-                <button
-                  className="lb-link"
-                  data-lakebook="open-run-notebook"
-                  onClick={() => openPath(text(job.notebook_path))}
-                >
-                  Notebook
-                </button>
-              ) : null}
-            </td>
+    <div className="lb-scroll">
+      <table className="lb-table" data-lakebook="job-runs">
+        <thead>
+          <tr>
+            <th>Job</th>
+            <th>Status</th>
+            <th>Read</th>
+            <th>Written</th>
+            <th title="quarantined rows">Quar.</th>
+            <th>Time</th>
+            <th />
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {jobs.map(job => (
+            <tr key={job.job} data-job={job.job}>
+              <td title={job.dataset}>{job.job}</td>
+              <td>
+                <StatusBadge status={job.status} />
+              </td>
+              <td className="lb-number" data-metric="rows_read">
+                {formatCount(job.rows_read)}
+              </td>
+              <td className="lb-number" data-metric="rows_written">
+                {formatCount(job.rows_written)}
+              </td>
+              <td className="lb-number">{formatCount(job.quarantined_rows)}</td>
+              <td className="lb-number">{formatDuration(job.duration_seconds)}</td>
+              <td>
+                {job.notebook_path ? (
+                  <button
+                    className="lb-link"
+                    data-lakebook="open-run-notebook"
+                    onClick={() => openPath(text(job.notebook_path))}
+                  >
+                    Notebook
+                  </button>
+                ) : null}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
