@@ -233,6 +233,55 @@ def test_incidents_view(page: Any, lab: LabServer, workspace: Path) -> None:
     assert store.incident(incident_id).status == "resolved"
 
 
+CYCLE = """\
+name: loop
+dataset_jobs:
+  - name: a
+    layer: silver
+    inputs: [{dataset: silver.b}]
+    sql_text: SELECT * FROM b
+  - name: b
+    layer: silver
+    inputs: [{dataset: silver.a}]
+    sql_text: SELECT * FROM a
+"""
+
+
+def test_a_refused_run_is_explained_on_the_pipeline_page(page: Any, workspace: Path) -> None:
+    """A pipeline edited by hand into a cycle: listed with its problem, its run refused inline."""
+    folder = workspace / "pipelines" / "loop"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pipeline.yaml").write_text(CYCLE)
+    open_sidebar(page)
+    item = page.wait_for_selector('[data-pipeline="loop"]')
+    assert "cycle" in item.inner_text()
+    item.click()
+    page.click('[data-lakebook="run-pipeline"]')
+    error = page.wait_for_selector('[data-lakebook="pipeline-page"] .lb-error')
+    assert "`a` -> `b` -> `a`" in error.inner_text()
+    shot(page, "11-run-refused")
+    assert page.locator(".lb-run").count() == 0
+
+
+def test_edit_a_job_through_its_form(page: Any, lab: LabServer, workspace: Path) -> None:
+    ensure_people_pipeline(lab)
+    open_sidebar(page)
+    page.click('[data-pipeline="people"]')
+    page.locator('.lb-job[data-job="raw_people"]').locator("text=Edit").click()
+    form = '[data-lakebook="ingest-form"]'
+    expect(page.locator(f"{form} #root_config_file_path")).to_have_value("people.csv")
+    expect(page.locator('[data-lakebook="source-type"]')).to_have_value("file_upload")
+    page.fill(f"{form} #root_description", "People, edited in the sidebar")
+    page.select_option(f"{form} #root_compression", "zstd")
+    submit(page, "ingest-form")
+    job = page.wait_for_selector('.lb-job[data-job="raw_people"]')
+    assert job is not None
+    saved = lab.api("pipelines/people")["ingest_jobs"][0]
+    assert saved["description"] == "People, edited in the sidebar"
+    assert saved["compression"] == "zstd"
+    assert saved["config"] == {"file": {"path": "people.csv"}}
+
+
 def test_polling_stands_by_while_the_panel_is_hidden(page: Any, lab: LabServer) -> None:
     """While a run goes on the panel polls every 2 s; hidden, it asks nothing; shown, it catches up."""
     ensure_people_pipeline(lab)
