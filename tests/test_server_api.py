@@ -175,6 +175,29 @@ async def test_schemas(jp_fetch: Any) -> None:
     assert "source_type" in data["ingest_job"]["properties"]
 
 
+async def test_connections_list_names_never_settings(
+    jp_fetch: Any, workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cr3t-value")
+    config = workspace_dir / "jupyter_config.py"
+    config.write_text(
+        config.read_text()
+        + "\nc.Lakebook.connections = {'warehouse': {'type': 'postgresql', "
+        + "'url': 'postgresql://etl@db/warehouse', 'password_env': 'WAREHOUSE_PASSWORD'},"
+        + " 'files': {'endpoint_url': 'http://127.0.0.1:9000'}}\n"
+    )
+    status, data = await call(jp_fetch, "GET", "connections")
+    assert status == 200
+    assert data == {
+        "connections": [
+            {"name": "files", "type": None},
+            {"name": "warehouse", "type": "postgresql"},
+        ]
+    }
+    text = json.dumps(data)
+    assert "WAREHOUSE_PASSWORD" not in text and "etl@db" not in text and "s3cr3t" not in text
+
+
 async def test_runs_and_incidents_404_and_empty(jp_fetch: Any) -> None:
     assert await call(jp_fetch, "GET", "pipelines", "jaffle_shop", "runs") == (200, {"runs": []})
     status, _ = await call(jp_fetch, "GET", "pipelines", "nope", "runs")
@@ -550,8 +573,8 @@ def route_methods() -> list[tuple[str, str]]:
 
 
 def test_every_route_is_covered() -> None:
-    # 20 before job runs, job run history, notebooks and DQ rules (7 per kind of job)
-    assert len(route_methods()) == 34
+    # 20 before job runs, job run history, notebooks and DQ rules (7 per kind of job); connections
+    assert len(route_methods()) == 35
     assert any("dq-rules" in path for _, path in route_methods())
 
 

@@ -37,6 +37,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty workspace with one file uploaded to `uploads/` (as JupyterLab's upload does)."""
     root = tmp_path_factory.mktemp("sidebar") / "ws"
     Workspace.init(root)
+    config = root / "jupyter_config.py"
+    config.write_text(
+        config.read_text()
+        + '\nc.Lakebook.connections = {"warehouse": {"type": "postgresql", "url_env": "WH_URL"}}\n'
+    )
     uploads = root / "uploads"
     uploads.mkdir(exist_ok=True)
     with (uploads / "people.csv").open("w", newline="") as handle:
@@ -106,7 +111,9 @@ def test_author_run_and_inspect_a_pipeline(page: Any, lab: LabServer, workspace:
     form = '[data-lakebook="ingest-form"]'
     assert page.locator(f"{form} form").count() == 0
     page.select_option('[data-lakebook="source-type"]', "database")
-    page.wait_for_selector(f"{form} #root_config_db_connection_id")
+    picker = page.wait_for_selector(f"{form} select#root_config_db_connection_id")
+    assert "warehouse" in picker.inner_text()  # the workspace's connections, by name
+    assert page.locator(f"{form} #root_config_db_query").count() == 1
     assert page.locator(f"{form} #root_config_file_path").count() == 0
     page.select_option('[data-lakebook="source-type"]', "file_upload")
     page.wait_for_selector(f"{form} #root_config_file_path")
@@ -131,6 +138,13 @@ def test_author_run_and_inspect_a_pipeline(page: Any, lab: LabServer, workspace:
     page.click("text=+ Silver dataset")
     form = '[data-lakebook="dataset-form"]'
     page.wait_for_selector(f"{form} #root_name")
+    # each transform type brings its own fields: SCD2 its keys and columns, sql its SQL editor
+    page.select_option('[data-lakebook="transform-type"]', "scd2_dimension")
+    page.wait_for_selector(f"{form} #root_scd2_effective_from_column")
+    assert page.locator(f"{form} .lb-sql-editor").count() == 0
+    page.select_option('[data-lakebook="transform-type"]', "sql")
+    page.wait_for_selector(f"{form} .lb-sql-editor")
+    assert page.locator(f"{form} #root_scd2_effective_from_column").count() == 0
     page.fill(f"{form} #root_name", "people_by_country")
     page.select_option(f"{form} #root_inputs_0_dataset", "bronze.raw_people")
     page.fill(f"{form} #root_inputs_0_alias", "p")

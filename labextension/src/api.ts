@@ -109,6 +109,12 @@ export interface IIncidentFilter {
 /** The specs' JSON Schemas, by spec name. */
 export type Schemas = { [name: string]: ISchema | undefined };
 
+/** A named connection of the workspace (its settings stay on the server). */
+export interface IConnection {
+  name: string;
+  type?: string | null;
+}
+
 /** The server refused a request: its status, message and any spec problems. */
 export class LakebookApiError extends Error {
   constructor(
@@ -233,6 +239,11 @@ export class LakebookApi {
   // specs and incidents ------------------------------------------------------------------------
   schemas(): Promise<Schemas> {
     return this.request<Schemas>('schemas');
+  }
+
+  async listConnections(): Promise<IConnection[]> {
+    const data = await this.request<{ connections: IConnection[] }>('connections');
+    return data.connections;
   }
 
   async listIncidents(filter: IIncidentFilter = {}): Promise<IIncident[]> {

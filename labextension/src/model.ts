@@ -80,6 +80,8 @@ export class LakebookModel {
   incident: IIncident | null = null;
   rules: Json[] | null = null;
   schemas: Schemas | null = null;
+  /** Names of the workspace's connections, for the connection pickers. */
+  connections: string[] | null = null;
   /** The last refused request of each area (`list`, `pipeline`, `run`, `form`, …). */
   errors: { [area: string]: IError | undefined } = {};
   /** When the pipelines list was first drawn with data (ms since navigation start). */
@@ -121,6 +123,8 @@ export class LakebookModel {
           await this.loadSchemas();
           if (view.name === 'job') {
             await this.loadPipelineDocument(view.pipeline);
+            const connections = await this.api.listConnections();
+            this.connections = connections.map(connection => connection.name);
           }
           break;
         case 'rules':

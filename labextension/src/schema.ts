@@ -132,8 +132,36 @@ const FILE_LOCATION: { [sourceType: string]: string[] } = {
 };
 const ALL_FILE_LOCATION = ['path', 's3_uri', 'bucket', 'prefix', 'connection_id'];
 
+/** Every `connection_id` field becomes a picker of the workspace's connections. */
+export function withConnections(schema: ISchema, connections: string[]): ISchema {
+  const visit = (node: ISchema): ISchema => {
+    const out: ISchema = { ...node };
+    if (node.properties) {
+      const properties: { [name: string]: ISchema } = {};
+      for (const [name, child] of Object.entries(node.properties)) {
+        properties[name] = name === 'connection_id' ? picker(child) : visit(child);
+      }
+      out.properties = properties;
+    }
+    return out;
+  };
+  const picker = (field: ISchema): ISchema => {
+    if (connections.length === 0) {
+      const note =
+        'No connections are configured: add one to `c.Lakebook.connections` in jupyter_config.py.';
+      return { ...field, description: field.description ? `${field.description} ${note}` : note };
+    }
+    return { ...field, enum: [...connections].sort() };
+  };
+  return visit(schema);
+}
+
 /** The ingest job form for one source type: only the sections that apply to it. */
-export function ingestFormSchema(normalized: ISchema, sourceType: string): ISchema {
+export function ingestFormSchema(
+  normalized: ISchema,
+  sourceType: string,
+  connections: string[] = []
+): ISchema {
   const schema = withoutProperties(normalized, ['data_quality', 'source_type']);
   const config = schema.properties?.config;
   const section = SOURCE_SECTION[sourceType] ?? 'file';
@@ -154,11 +182,12 @@ export function ingestFormSchema(normalized: ISchema, sourceType: string): ISche
       }
     };
   }
+  const picked = withConnections(schema, connections);
   if (sourceType === 'database' || sourceType === 'api') {
     // formats describe files; database and API sources arrive as records
-    return withoutProperties(schema, ['format', 'force_to_parquet']);
+    return withoutProperties(picked, ['format', 'force_to_parquet']);
   }
-  return schema;
+  return picked;
 }
 
 /** Config field of each transform type (`sql` keeps only its SQL). */

@@ -484,7 +484,9 @@ function IngestJobForm(props: IViewProps & { pipeline: string; job: string | nul
           <FormComponent
             key={sourceType}
             schema={
-              formReady(ingestFormSchema(normalizeSchema(base), sourceType)) as ReadonlyJSONObject
+              formReady(
+                ingestFormSchema(normalizeSchema(base), sourceType, model.connections ?? [])
+              ) as ReadonlyJSONObject
             }
             formData={
               keepSection(draft, SOURCE_SECTION[sourceType] ?? 'file') as ReadonlyJSONObject

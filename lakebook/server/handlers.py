@@ -313,6 +313,13 @@ class SchemasHandler(LakebookHandler):
         self.reply(await self.blocking(self.service.schemas))
 
 
+class ConnectionsHandler(LakebookHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"connections": await self.blocking(self.service.connections)})
+
+
 class OpenApiHandler(LakebookHandler):
     @tornado.web.authenticated
     @authorized
@@ -398,6 +405,7 @@ ROUTES: list[tuple[str, type[LakebookHandler], dict[str, Any]]] = [
     (f"{API}/pipelines/{NAME}/runs", PipelineRunsHandler, {}),
     (f"{API}/runs/(?P<run_id>[^/]+)", RunHandler, {}),
     (f"{API}/schemas", SchemasHandler, {}),
+    (f"{API}/connections", ConnectionsHandler, {}),
     (f"{API}/openapi.yaml", OpenApiHandler, {}),
     (f"{API}/dq/incidents", IncidentsHandler, {}),
     (f"{API}/dq/incidents/(?P<incident_id>[0-9]+)", IncidentHandler, {}),

@@ -136,6 +136,14 @@ class LakebookService:
             return None
         return absolute.relative_to(self.contents_root).as_posix()
 
+    def connections(self) -> list[dict[str, Any]]:
+        """The workspace's named connections for pickers: names and types, never settings."""
+        configured = dict(self.workspace.settings.connections)
+        return [
+            {"name": name, "type": str(dict(settings).get("type") or "") or None}
+            for name, settings in sorted(configured.items())
+        ]
+
     def schemas(self) -> dict[str, dict[str, Any]]:
         return json_schemas()
 

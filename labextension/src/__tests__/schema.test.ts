@@ -80,3 +80,16 @@ void test('empty values are left out of what is saved', () => {
     h: ['x']
   });
 });
+
+void test('connection fields pick from the workspace connections', () => {
+  const base = normalizeSchema(load('ingest_job'));
+  const db = ingestFormSchema(base, 'database', ['warehouse', 'crm']);
+  assert.deepEqual(db.properties?.config?.properties?.db?.properties?.connection_id?.enum, [
+    'crm',
+    'warehouse'
+  ]);
+  const none = ingestFormSchema(base, 'database', []);
+  const field = none.properties?.config?.properties?.db?.properties?.connection_id;
+  assert.equal(field?.enum, undefined);
+  assert.match(String(field?.description), /c\.Lakebook\.connections/);
+});
