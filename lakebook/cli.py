@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -550,6 +551,26 @@ def dq_replay(ctx: click.Context, dataset: str, as_json: bool) -> None:
         f"{summary.rows_dropped} dropped (replay {summary.replay_id}).",
         highlight=False,
     )
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@handle_errors
+def lab(ctx: click.Context, jupyter_args: tuple[str, ...]) -> None:
+    """Start JupyterLab on the workspace, with its jupyter_config.py and the Lakebook sidebar.
+
+    Other arguments go to `jupyter lab` as they are, e.g. `lakebook lab --port 8899`.
+    """
+    workspace = _workspace(ctx)
+    command = [sys.executable, "-m", "jupyterlab", *lab_arguments(workspace.root), *jupyter_args]
+    os.chdir(workspace.root)
+    os.execv(sys.executable, command)
+
+
+def lab_arguments(root: Path) -> list[str]:
+    """What `lakebook lab` passes to JupyterLab: the workspace's settings and its root folder."""
+    return [f"--config={root / 'jupyter_config.py'}", f"--ServerApp.root_dir={root}"]
 
 
 @main.command("schema")

@@ -50,6 +50,7 @@ from lakebook.specs import (
     is_valid_name,
     load_pipeline_file,
     parse_pipeline,
+    parse_yaml,
 )
 from lakebook.storage import Lake, confine
 
@@ -104,6 +105,8 @@ class Workspace:
         # pipeline files are read, changed and written back: one writer at a time (the server
         # calls the workspace from several threads)
         self._write_lock = threading.RLock()
+        # parsed pipeline files by path, with the file version they were parsed from
+        self._specs: dict[Path, tuple[tuple[int, int, int], PipelineSpec]] = {}
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Workspace:
@@ -161,8 +164,19 @@ class Workspace:
         return path
 
     def pipeline(self, name: str) -> PipelineSpec:
-        """A validated pipeline spec."""
-        return load_pipeline_file(self.pipeline_file(name))
+        """A validated pipeline spec, parsed again only when its file has changed.
+
+        (The server lists every pipeline on each poll of the sidebar; specs are immutable.)
+        """
+        path = self.pipeline_file(name)
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._specs.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        spec = load_pipeline_file(path)
+        self._specs[path] = (version, spec)
+        return spec
 
     def dag(self, spec: PipelineSpec, existing: Iterable[str] | None = None) -> Dag:
         """The validated job graph of a pipeline; `existing` datasets default to the lake's."""
@@ -191,7 +205,7 @@ class Workspace:
     def raw_pipeline(self, name: str) -> dict[str, Any]:
         """A pipeline file's YAML as it is, unvalidated ({} when it is not a mapping)."""
         try:
-            data = yaml.safe_load(self.pipeline_file(name).read_text(encoding="utf-8"))
+            data = parse_yaml(self.pipeline_file(name).read_text(encoding="utf-8"))
         except yaml.YAMLError:
             return {}
         return data if isinstance(data, dict) else {}
@@ -250,7 +264,7 @@ class Workspace:
 
     def pipeline_document(self, name: str) -> dict[str, Any]:
         """A pipeline as the JSON-ready document its YAML file holds (defaults left out)."""
-        document: dict[str, Any] = yaml.safe_load(dump_pipeline(self.pipeline(name)))
+        document: dict[str, Any] = parse_yaml(dump_pipeline(self.pipeline(name)))
         return document
 
     def save_job(

@@ -1,7 +1,7 @@
 """A real JupyterLab server for the browser tests, and Debian's Chromium driven by Playwright.
 
-`LabServer.start(workspace, state)` runs `jupyter lab` on 127.0.0.1 with the workspace's own
-`jupyter_config.py`, a token, and settings/workspace folders of its own under `state` (so earlier
+`LabServer.start(workspace, state)` runs `lakebook lab` (JupyterLab with the workspace's own
+`jupyter_config.py`) on 127.0.0.1 with a token, and settings/workspace folders of its own under `state` (so earlier
 sessions' layouts and the news prompt never get in the way). `chromium()` launches
 /usr/bin/chromium headless with the flags this closed network needs; Playwright's own browser
 download is never used.
@@ -55,8 +55,11 @@ class LabServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def lab_url(self) -> str:
-        return f"{self.url}/lab?token={self.token}"
+    def lab_url(self, layout: str | None = None) -> str:
+        """JupyterLab's page; with `layout`, in a JupyterLab workspace of that name (a fresh one
+        starts with the sidebar closed and no documents open)."""
+        where = f"/lab/workspaces/{layout}" if layout else "/lab"
+        return f"{self.url}{where}?token={self.token}"
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """Call the lakebook API directly (to set up or check what the UI did)."""
@@ -89,9 +92,10 @@ class LabServer:
         command = [
             sys.executable,
             "-m",
-            "jupyterlab",
-            f"--config={workspace / 'jupyter_config.py'}",
-            f"--ServerApp.root_dir={workspace}",
+            "lakebook.cli",
+            "--workspace",
+            str(workspace),
+            "lab",  # JupyterLab with the workspace's jupyter_config.py, rooted at the workspace
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0",
@@ -121,8 +125,12 @@ class LabServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"jupyter lab exited:\n{self.log.read_text()[-3000:]}")
             try:
-                self.api("pipelines")
-                return
+                # Jupyter's own status: lakebook's workspace stays untouched until a page asks
+                request = urllib.request.Request(
+                    f"{self.url}/api/status", headers={"Authorization": f"token {self.token}"}
+                )
+                with urllib.request.urlopen(request, timeout=5):
+                    return
             except OSError:
                 time.sleep(0.25)
         raise RuntimeError(f"jupyter lab did not answer in {timeout} s:\n{self.log.read_text()}")

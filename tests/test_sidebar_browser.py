@@ -379,9 +379,11 @@ def test_first_paint_with_50_pipelines(
         for attempt in range(3):
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = context.new_page()
-            page.goto(lab.lab_url())
+            page.goto(
+                lab.lab_url(layout=f"paint{attempt}")
+            )  # fresh layout: the panel starts closed
             page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
-            open_sidebar(page)
+            page.click('.lm-TabBar-tab[data-id="lakebook-sidebar"]')
             page.wait_for_selector('[data-pipeline="shop_49"]')
             elapsed = page.evaluate(
                 """() => {
