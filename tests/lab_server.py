@@ -63,9 +63,16 @@ class LabServer:
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """Call the lakebook API directly (to set up or check what the UI did)."""
+        return self.request(f"lakebook/api/{path}", method, body)
+
+    def put(self, path: str, body: Any) -> Any:
+        """PUT to any server path (e.g. JupyterLab's settings API)."""
+        return self.request(path, "PUT", body)
+
+    def request(self, path: str, method: str = "GET", body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            f"{self.url}/lakebook/api/{path}",
+            f"{self.url}/{path}",
             data=data,
             method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},

@@ -65,6 +65,7 @@ def test_wheel_ships_the_built_sidebar(wheel: Path) -> None:
     assert f"{shared}/package.json" in names
     assert f"{shared}/install.json" in names
     assert any(name.startswith(f"{shared}/static/remoteEntry.") for name in names)
+    assert f"{shared}/schemas/@lakebook/labextension/plugin.json" in names  # its settings
     built = json.loads(zipfile.ZipFile(wheel).read(f"{shared}/package.json"))
     assert built["name"] == "@lakebook/labextension"
     assert built["jupyterlab"]["_build"]["load"].startswith("static/remoteEntry.")

@@ -5,10 +5,11 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { IDocumentManager } from '@jupyterlab/docmanager';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { LakebookApi } from './api';
-import { LakebookModel } from './model';
+import { FAST_POLL_MS, LakebookModel, SLOW_POLL_MS } from './model';
 import { LakebookPanel } from './panel';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
@@ -24,11 +25,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'The Lakebook sidebar: pipelines, jobs, data-quality rules, runs and incidents.',
   autoStart: true,
   requires: [IDocumentManager],
-  optional: [ILayoutRestorer],
+  optional: [ILayoutRestorer, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     documents: IDocumentManager,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    registry: ISettingRegistry | null
   ): void => {
     const model = new LakebookModel(new LakebookApi());
     const panel = new LakebookPanel(model, path => {
@@ -40,6 +42,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 600 });
     if (restorer) {
       restorer.add(panel, PANEL_ID);
+    }
+    if (registry) {
+      // settings arrive later; activate does not wait for them
+      const apply = (settings: ISettingRegistry.ISettings): void => {
+        const seconds = (key: string, fallback: number): number => {
+          const value = settings.get(key).composite;
+          return typeof value === 'number' && value > 0 ? value * 1000 : fallback;
+        };
+        model.setIntervals(
+          seconds('refreshInterval', SLOW_POLL_MS),
+          seconds('runRefreshInterval', FAST_POLL_MS)
+        );
+      };
+      registry
+        .load(plugin.id)
+        .then(settings => {
+          apply(settings);
+          settings.changed.connect(apply);
+        })
+        .catch(reason => console.error('Lakebook: settings not loaded', reason));
     }
     app.commands.addCommand('lakebook:open', {
       label: 'Open the Lakebook sidebar',

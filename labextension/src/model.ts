@@ -42,6 +42,7 @@ export interface IError {
 /** Statuses of a run that is not over yet. */
 const ACTIVE = new Set(['pending', 'running', 'queued']);
 
+/** Default refresh intervals (the `refreshInterval` settings override them). */
 export const FAST_POLL_MS = 2000;
 export const SLOW_POLL_MS = 15000;
 
@@ -86,6 +87,14 @@ export class LakebookModel {
   errors: { [area: string]: IError | undefined } = {};
   /** When the pipelines list was first drawn with data (ms since navigation start). */
   firstPaint: number | null = null;
+
+  /** How often to refresh (ms): while a run of the shown pipeline goes on, and otherwise. */
+  setIntervals(slowMs: number, fastMs: number): void {
+    this._slowMs = slowMs;
+    this._fastMs = fastMs;
+    this.tune();
+    void this.poll.refresh();
+  }
 
   /** Called by the panel when it is shown or hidden: polling only runs while it is visible. */
   setVisible(visible: boolean): void {
@@ -346,7 +355,7 @@ export class LakebookModel {
   /** Poll fast while a run of the shown pipeline is going. */
   private tune(): void {
     const running = this.runs.some(isActive);
-    const interval = running ? FAST_POLL_MS : SLOW_POLL_MS;
+    const interval = running ? this._fastMs : this._slowMs;
     if (this.poll.frequency.interval !== interval) {
       this.poll.frequency = { interval, backoff: false, max: interval };
     }
@@ -373,6 +382,8 @@ export class LakebookModel {
 
   private _changed = new Signal<this, void>(this);
   private _visible = false;
+  private _slowMs = SLOW_POLL_MS;
+  private _fastMs = FAST_POLL_MS;
   private _started = false;
 }
 
