@@ -937,15 +937,20 @@ def load_pipeline_file(path: Path) -> PipelineSpec:
     return spec
 
 
-def dump_pipeline(spec: PipelineSpec) -> str:
-    """The pipeline as YAML, without fields left at their defaults."""
+def pipeline_data(spec: PipelineSpec) -> dict[str, Any]:
+    """The pipeline as plain data, without fields left at their defaults."""
     data = spec.model_dump(mode="json", exclude_defaults=True)
     # force_to_parquet's default depends on `format`, so compare with that, not the field default.
     for job, dumped in zip(spec.ingest_jobs, data.get("ingest_jobs", []), strict=True):
         dumped.pop("force_to_parquet", None)
         if job.force_to_parquet != (job.format in TEXT_FORMATS):
             dumped["force_to_parquet"] = job.force_to_parquet
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return data
+
+
+def dump_pipeline(spec: PipelineSpec) -> str:
+    """The pipeline as YAML, without fields left at their defaults."""
+    return yaml.safe_dump(pipeline_data(spec), sort_keys=False, allow_unicode=True)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -51,8 +51,10 @@ from lakebook.specs import (
     load_pipeline_file,
     parse_pipeline,
     parse_yaml,
+    pipeline_data,
 )
 from lakebook.storage import Lake, confine
+from lakebook.yamledit import render_yaml
 
 DEFAULT_CONFIG = '''"""lakebook workspace settings, read by `lakebook` and by JupyterLab's server extension."""
 
@@ -450,9 +452,18 @@ class Workspace:
         )
 
     def _write_pipeline(self, path: Path, spec: PipelineSpec) -> PipelineSpec:
+        """Write a pipeline file atomically, keeping the comments and layout of the one replaced."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        previous = path.read_text(encoding="utf-8") if path.is_file() else None
+        text = render_yaml(pipeline_data(spec), previous)
+        try:
+            same = parse_pipeline(parse_yaml(text), str(path)) == spec
+        except SpecValidationError:
+            same = False
+        if not same:  # never write a file that reads back as another pipeline
+            text = dump_pipeline(spec)
         temp = path.with_name(".pipeline.yaml.tmp")
-        temp.write_text(dump_pipeline(spec), encoding="utf-8")
+        temp.write_text(text, encoding="utf-8")
         temp.replace(path)
         return spec
 
