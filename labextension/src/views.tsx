@@ -10,7 +10,7 @@ import React, { useEffect, useState } from 'react';
 
 import type { IIncident, IJobRun, IRun, Json, JobKind } from './api';
 import { formatCount, formatDate, formatDuration, text } from './format';
-import { isActive, LakebookModel } from './model';
+import { IError, isActive, LakebookModel } from './model';
 import {
   datasetFormSchema,
   formReady,
@@ -158,19 +158,15 @@ function NewPipelineForm({ model }: IViewProps): JSX.Element {
     <div className="lb-form" data-lakebook="pipeline-form">
       <BackLink onClick={() => model.navigate({ name: 'pipelines' })} label="Pipelines" />
       <h2>New pipeline</h2>
-      <FormComponent
-        schema={schema as ReadonlyJSONObject}
-        formData={draft as ReadonlyJSONObject}
+      <SpecForm
+        schema={schema}
+        data={draft}
         uiSchema={{ description: { 'ui:widget': 'textarea' } }}
-        validator={validator}
-        onChange={event => setDraft(event.formData ?? {})}
-        onSubmit={event => void model.createPipeline(pruneEmpty(event.formData) as Json)}
-        noHtml5Validate
-        compact
-      >
-        <ErrorBox error={model.errors.form} />
-        <SubmitButton label="Create pipeline" />
-      </FormComponent>
+        onChange={setDraft}
+        onSubmit={data => void model.createPipeline(data)}
+        error={model.errors.form}
+        submitLabel="Create pipeline"
+      />
     </div>
   );
 }
@@ -481,32 +477,20 @@ function IngestJobForm(props: IViewProps & { pipeline: string; job: string | nul
       </label>
       {sourceType ? (
         <>
-          <FormComponent
+          <SpecForm
             key={sourceType}
-            schema={
-              formReady(
-                ingestFormSchema(normalizeSchema(base), sourceType, model.connections ?? [])
-              ) as ReadonlyJSONObject
-            }
-            formData={
-              keepSection(draft, SOURCE_SECTION[sourceType] ?? 'file') as ReadonlyJSONObject
-            }
+            schema={formReady(
+              ingestFormSchema(normalizeSchema(base), sourceType, model.connections ?? [])
+            )}
+            data={keepSection(draft, SOURCE_SECTION[sourceType] ?? 'file')}
             uiSchema={uiSchemaFor('ingest')}
-            widgets={WIDGETS}
-            validator={validator}
-            onChange={event => setDraft(event.formData ?? {})}
-            onSubmit={event =>
-              void model.saveJob(pipeline, 'ingest_jobs', job, {
-                ...(pruneEmpty(event.formData) as Json),
-                source_type: sourceType
-              })
+            onChange={setDraft}
+            onSubmit={data =>
+              void model.saveJob(pipeline, 'ingest_jobs', job, { ...data, source_type: sourceType })
             }
-            noHtml5Validate
-            compact
-          >
-            <ErrorBox error={model.errors.form} />
-            <SubmitButton label={job ? 'Save job' : 'Create job'} />
-          </FormComponent>
+            error={model.errors.form}
+            submitLabel={job ? 'Save job' : 'Create job'}
+          />
         </>
       ) : null}
     </div>
@@ -552,26 +536,21 @@ function DatasetJobForm(
           ))}
         </select>
       </label>
-      <FormComponent
+      <SpecForm
         key={transformType}
-        schema={schema as ReadonlyJSONObject}
-        formData={onlyKnown(draft, schema) as ReadonlyJSONObject}
+        schema={schema}
+        data={onlyKnown(draft, schema)}
         uiSchema={uiSchemaFor('dataset')}
-        widgets={WIDGETS}
-        validator={validator}
-        onChange={event => setDraft(event.formData ?? {})}
-        onSubmit={event =>
+        onChange={setDraft}
+        onSubmit={data =>
           void model.saveJob(pipeline, 'dataset_jobs', job, {
-            ...(pruneEmpty(event.formData) as Json),
+            ...data,
             transform_type: transformType
           })
         }
-        noHtml5Validate
-        compact
-      >
-        <ErrorBox error={model.errors.form} />
-        <SubmitButton label={job ? 'Save dataset' : 'Create dataset'} />
-      </FormComponent>
+        error={model.errors.form}
+        submitLabel={job ? 'Save dataset' : 'Create dataset'}
+      />
     </div>
   );
 }
@@ -665,33 +644,25 @@ function RulesTab(
       {editing !== undefined && defs ? (
         <div className="lb-form" data-lakebook="rule-form">
           <h3>{editing ? `Rule ${editing}` : 'New rule'}</h3>
-          <FormComponent
-            schema={
-              formReady(
-                normalizeSchema({ $ref: '#/$defs/DQRule', $defs: defs })
-              ) as ReadonlyJSONObject
-            }
-            formData={draft as ReadonlyJSONObject}
+          <SpecForm
+            schema={formReady(normalizeSchema({ $ref: '#/$defs/DQRule', $defs: defs }))}
+            data={draft}
             uiSchema={uiSchemaFor('rule')}
-            widgets={WIDGETS}
-            validator={validator}
-            onChange={event => setDraft(event.formData ?? {})}
-            onSubmit={event => {
-              void model.saveRule(editing, pruneEmpty(event.formData) as Json).then(saved => {
+            onChange={setDraft}
+            onSubmit={data => {
+              void model.saveRule(editing, data).then(saved => {
                 if (saved) {
                   setEditing(undefined);
                 }
               });
             }}
-            noHtml5Validate
-            compact
+            error={model.errors.form}
+            submitLabel="Save rule"
           >
-            <ErrorBox error={model.errors.form} />
-            <SubmitButton label="Save rule" />
             <button type="button" className="lb-link" onClick={() => setEditing(undefined)}>
               Cancel
             </button>
-          </FormComponent>
+          </SpecForm>
         </div>
       ) : null}
     </div>
@@ -885,6 +856,39 @@ function cell(value: unknown): string {
 }
 
 // small pieces --------------------------------------------------------------------------------
+/**
+ * A form generated from a spec's JSON Schema (JupyterLab's FormComponent), with the server's
+ * refusal shown next to its submit button. What is submitted has its empty fields left out.
+ */
+function SpecForm(props: {
+  schema: ISchema;
+  data: Json;
+  uiSchema: Json;
+  onChange: (data: Json) => void;
+  onSubmit: (data: Json) => void;
+  error: IError | undefined;
+  submitLabel: string;
+  children?: React.ReactNode;
+}): JSX.Element {
+  return (
+    <FormComponent
+      schema={props.schema as ReadonlyJSONObject}
+      formData={props.data as ReadonlyJSONObject}
+      uiSchema={props.uiSchema}
+      widgets={WIDGETS}
+      validator={validator}
+      onChange={event => props.onChange(event.formData ?? {})}
+      onSubmit={event => props.onSubmit(pruneEmpty(event.formData) as Json)}
+      noHtml5Validate
+      compact
+    >
+      <ErrorBox error={props.error} />
+      <SubmitButton label={props.submitLabel} />
+      {props.children}
+    </FormComponent>
+  );
+}
+
 function BackLink({ onClick, label }: { onClick: () => void; label: string }): JSX.Element {
   return (
     <button className="lb-link lb-back" onClick={onClick}>
