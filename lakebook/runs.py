@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -93,6 +94,14 @@ ProgressCallback = Callable[[str, JobSummary], None]
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus random hex."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def seal_record(record_dir: Path) -> None:
+    """Make a finished run's record read-only: its notebooks are evidence, not drafts (JupyterLab
+    opens them read-only, so an accidental save cannot change what the run did)."""
+    for path in record_dir.iterdir():
+        if path.is_file():
+            path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -211,6 +220,7 @@ class PipelineRunner:
             error="\n".join(errors) or None,
         )
         write_json_atomically(record_dir / "run.json", summary.as_dict())
+        seal_record(record_dir)
         return summary
 
     def _execute_all(self, summary: RunSummary, record_dir: Path, day: str) -> None:

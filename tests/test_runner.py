@@ -138,6 +138,9 @@ def test_demo_run_record_holds_run_json_and_every_notebook(
     bronze = nbformat.read(record / "raw_orders.ipynb", as_version=4)
     text = json.dumps([cell.get("outputs", []) for cell in bronze.cells])
     assert "order_date" in text and "date32" in text  # schema shown
+    # a finished record is read-only: its notebooks are what the run did
+    for path in record.iterdir():
+        assert not path.stat().st_mode & 0o222, path
     assert "return_pending" in text or "completed" in text  # sample rows shown
 
 

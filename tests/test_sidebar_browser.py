@@ -184,7 +184,11 @@ def test_author_run_and_inspect_a_pipeline(page: Any, lab: LabServer, workspace:
     assert gold is not None and gold.inner_text() == "1"
     shot(page, "06-run-succeeded")
 
-    # the run's archived notebook opens as a JupyterLab document
+    # the run's archived notebook opens as a JupyterLab document; the file is read-only (JupyterLab
+    # then refuses to overwrite it, except for root, which these tests may run as)
+    run_id = page.locator(".lb-run").first.get_attribute("data-run")
+    record = workspace / "runs" / "people" / str(run_id) / "raw_people.ipynb"
+    assert not record.stat().st_mode & 0o222
     page.click('[data-job="raw_people"] [data-lakebook="open-run-notebook"]')
     tab = page.wait_for_selector(".lm-DockPanel-tabBar .lm-TabBar-tab:has-text('raw_people')")
     assert tab is not None

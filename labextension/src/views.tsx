@@ -604,28 +604,12 @@ function RulesTab(
       ) : rules.length === 0 ? (
         <div className="lb-muted">No rules: the layer's defaults apply.</div>
       ) : (
-        <table className="lb-table">
-          <thead>
-            <tr>
-              <th>Rule</th>
-              <th>Check</th>
-              <th>Column</th>
-              <th>Severity</th>
-              <th>Action</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {rules.map(rule => (
-              <tr key={text(rule.name)} data-rule={text(rule.name)}>
-                <td>{text(rule.name)}</td>
-                <td>{text(rule.check_type)}</td>
-                <td>
-                  {text(rule.column ?? (rule.columns as string[] | undefined)?.join(', ') ?? '')}
-                </td>
-                <td>{text(rule.severity ?? '')}</td>
-                <td>{text(rule.action_on_violation ?? '')}</td>
-                <td className="lb-actions">
+        <ul className="lb-list">
+          {rules.map(rule => (
+            <li key={text(rule.name)} className="lb-job" data-rule={text(rule.name)}>
+              <div className="lb-row">
+                <span className="lb-name">{text(rule.name)}</span>
+                <span className="lb-actions">
                   <button className="lb-link" onClick={() => edit(rule)}>
                     Edit
                   </button>
@@ -635,11 +619,12 @@ function RulesTab(
                   >
                     Delete
                   </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+                </span>
+              </div>
+              <div className="lb-badges">{ruleBadges(rule, defs?.DQRule)}</div>
+            </li>
+          ))}
+        </ul>
       )}
       {editing !== undefined && defs ? (
         <div className="lb-form" data-lakebook="rule-form">
@@ -667,6 +652,24 @@ function RulesTab(
       ) : null}
     </div>
   );
+}
+
+/** What a rule checks and does, as badges. */
+function ruleBadges(rule: Json, schema: ISchema | undefined): JSX.Element[] {
+  // fields left out of the file take the rule schema's defaults
+  const get = (name: string): string =>
+    text(rule[name], text(schema?.properties?.[name]?.default, '—'));
+  const columns = Array.isArray(rule.columns) ? rule.columns.map(column => text(column)) : [];
+  const target = text(rule.column, columns.join(', '));
+  const badges = [<Badge key="check" label={text(rule.check_type)} title="check" />];
+  if (target) {
+    badges.push(<Badge key="column" label={target} title="column" />);
+  }
+  badges.push(<Badge key="severity" label={get('severity')} title="severity" />);
+  badges.push(
+    <Badge key="action" label={`on failure: ${get('action_on_violation')}`} title="action" />
+  );
+  return badges;
 }
 
 // incidents -----------------------------------------------------------------------------------
