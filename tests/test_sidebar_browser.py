@@ -195,6 +195,12 @@ def test_author_run_and_inspect_a_pipeline(page: Any, lab: LabServer, workspace:
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
     shot(page, "07-run-notebook")
 
+    # one job alone, from its Run button: a run of its own, with only that job
+    page.locator('.lb-job[data-job="people_by_country"]').locator("text=Run").click()
+    single = page.locator('.lb-run:has-text("people_by_country")').first
+    expect(single).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    expect(single.locator('[data-lakebook="job-runs"] tbody tr')).to_have_count(1)
+
     # the job's own notebook: made from the template once, opened as a document
     tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab:has-text('raw_people.ipynb')")
     expect(tabs).to_have_count(1)  # the run's record
