@@ -298,6 +298,18 @@ def test_a_refused_run_is_explained_on_the_pipeline_page(page: Any, workspace: P
     shot(page, "11-run-refused")
     assert page.locator(".lb-run").count() == 0
 
+    # deleting asks first, in JupyterLab's own dialog
+    page.click("text=Delete pipeline")
+    dialog = page.wait_for_selector(".jp-Dialog")
+    assert "Delete pipeline loop?" in dialog.inner_text()
+    page.click(".jp-Dialog button:has-text('Cancel')")
+    assert (folder / "pipeline.yaml").is_file()
+    page.click("text=Delete pipeline")
+    page.click(".jp-Dialog button:has-text('Delete')")
+    page.wait_for_selector('[data-lakebook="pipelines"]')
+    expect(page.locator('[data-pipeline="loop"]')).to_have_count(0)
+    assert not (folder / "pipeline.yaml").exists()
+
 
 def test_edit_a_job_through_its_form(page: Any, lab: LabServer, workspace: Path) -> None:
     ensure_people_pipeline(lab)

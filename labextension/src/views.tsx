@@ -2,6 +2,7 @@
  * The sidebar's views. They render the model and call its methods; they hold no state of their
  * own beyond a form's draft.
  */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { FormComponent } from '@jupyterlab/ui-components';
 import type { ReadonlyJSONObject } from '@lumino/coreutils';
 import type { RegistryWidgetsType } from '@rjsf/utils';
@@ -226,11 +227,12 @@ function PipelinePage(props: IViewProps & { pipeline: string }): JSX.Element {
       <div className="lb-danger-zone">
         <button
           className="lb-link lb-danger"
-          onClick={() => {
-            if (window.confirm(`Delete pipeline ${pipeline}? Its tables stay in the lake.`)) {
-              void model.deletePipeline(pipeline);
-            }
-          }}
+          onClick={() =>
+            void confirmDelete(
+              `Delete pipeline ${pipeline}?`,
+              'Its pipeline file goes; its tables and run records stay in the lake.'
+            ).then(yes => yes && model.deletePipeline(pipeline))
+          }
         >
           Delete pipeline
         </button>
@@ -296,11 +298,12 @@ function JobSection(
                   </button>
                   <button
                     className="lb-link lb-danger"
-                    onClick={() => {
-                      if (window.confirm(`Delete job ${name}?`)) {
-                        void model.deleteJob(pipeline, kind, name);
-                      }
-                    }}
+                    onClick={() =>
+                      void confirmDelete(
+                        `Delete job ${name}?`,
+                        'It is removed from the pipeline file; its table stays in the lake.'
+                      ).then(yes => yes && model.deleteJob(pipeline, kind, name))
+                    }
                   >
                     Delete
                   </button>
@@ -890,6 +893,16 @@ function SpecForm(props: {
       {props.children}
     </FormComponent>
   );
+}
+
+/** Ask before deleting, with JupyterLab's own dialog. */
+async function confirmDelete(title: string, body: string): Promise<boolean> {
+  const result = await showDialog({
+    title,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+  });
+  return result.button.accept;
 }
 
 function BackLink({ onClick, label }: { onClick: () => void; label: string }): JSX.Element {
