@@ -83,7 +83,9 @@ class LabServer:
 
     @classmethod
     @contextmanager
-    def start(cls, workspace: Path, state: Path) -> Iterator[LabServer]:
+    def start(
+        cls, workspace: Path, state: Path, extra_args: tuple[str, ...] = ()
+    ) -> Iterator[LabServer]:
         port, token = free_port(), secrets.token_hex(16)
         settings = state / "settings"
         news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -110,6 +112,7 @@ class LabServer:
             "--ServerApp.open_browser=False",
             "--ServerApp.allow_root=True",
             "--LabApp.news_url=",
+            *extra_args,
         ]
         with log.open("wb") as out:
             process = subprocess.Popen(

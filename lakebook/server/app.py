@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
+from lakebook.errors import LakebookError
 from lakebook.server.handlers import ROUTES
 from lakebook.server.service import LakebookService
 
@@ -23,6 +25,11 @@ class LakebookExtensionApp(ExtensionApp):
     max_concurrent_runs = Integer(
         2, min=1, help="How many pipeline runs started through the API execute at the same time."
     ).tag(config=True)
+    warm_up = Bool(
+        True,
+        help="Read and check every pipeline file in the background when the server starts, so "
+        "the sidebar's first list does not wait for it.",
+    ).tag(config=True)
 
     def initialize_settings(self) -> None:
         server_root = self.serverapp.root_dir if self.serverapp is not None else "."
@@ -33,6 +40,14 @@ class LakebookExtensionApp(ExtensionApp):
         )
         self.settings.update({"lakebook_service": self.service})
         self.log.info("lakebook: serving the workspace at %s", root)
+        if self.warm_up:
+            threading.Thread(target=self._warm_up, name="lakebook-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            self.service.pipelines()
+        except LakebookError as error:  # not a workspace (yet): the first request will say so
+            self.log.debug("lakebook: nothing to warm up: %s", error)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(ROUTES)
