@@ -175,27 +175,48 @@ async def test_schemas(jp_fetch: Any) -> None:
     assert "source_type" in data["ingest_job"]["properties"]
 
 
-async def test_connections_list_names_never_settings(
-    jp_fetch: Any, workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cr3t-value")
-    config = workspace_dir / "jupyter_config.py"
-    config.write_text(
-        config.read_text()
-        + "\nc.Lakebook.connections = {'warehouse': {'type': 'postgresql', "
-        + "'url': 'postgresql://etl@db/warehouse', 'password_env': 'WAREHOUSE_PASSWORD'},"
-        + " 'files': {'endpoint_url': 'http://127.0.0.1:9000'}}\n"
-    )
-    status, data = await call(jp_fetch, "GET", "connections")
-    assert status == 200
-    assert data == {
-        "connections": [
-            {"name": "files", "type": None},
-            {"name": "warehouse", "type": "postgresql"},
-        ]
-    }
-    text = json.dumps(data)
-    assert "WAREHOUSE_PASSWORD" not in text and "etl@db" not in text and "s3cr3t" not in text
+class TestConnections:
+    @pytest.fixture
+    def jp_root_dir(self, workspace_dir: Path) -> Path:
+        """The workspace, with two named connections configured before the server starts."""
+        config = workspace_dir / "jupyter_config.py"
+        config.write_text(
+            config.read_text()
+            + "\nc.Lakebook.connections = {'warehouse': {'type': 'postgresql', "
+            + "'url': 'postgresql://etl@db/warehouse', 'password_env': 'WAREHOUSE_PASSWORD'},"
+            + " 'files': {'endpoint_url': 'http://127.0.0.1:9000'}}\n"
+        )
+        return workspace_dir
+
+    async def test_connections_list_names_never_settings(
+        self, jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cr3t-value")
+        status, data = await call(jp_fetch, "GET", "connections")
+        assert status == 200
+        assert data == {
+            "connections": [
+                {"name": "files", "type": None},
+                {"name": "warehouse", "type": "postgresql"},
+            ]
+        }
+        text = json.dumps(data)
+        assert "WAREHOUSE_PASSWORD" not in text and "etl@db" not in text and "s3cr3t" not in text
+
+
+class TestWarmUp:
+    async def test_the_server_reads_pipeline_files_as_it_starts(self, jp_serverapp: Any) -> None:
+        service = jp_serverapp.web_app.settings["lakebook_service"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            workspace = service._workspace
+            if workspace is not None and workspace._specs:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the start-up warm-up did not read the pipeline files")
+        [(path, (_, spec))] = workspace._specs.items()
+        assert spec.name == "jaffle_shop" and path.name == "pipeline.yaml"
 
 
 async def test_runs_and_incidents_404_and_empty(jp_fetch: Any) -> None:

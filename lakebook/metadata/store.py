@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,6 +35,10 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# one Alembic migration at a time in this process (see MetadataStore.upgrade)
+_MIGRATION_LOCK = threading.Lock()
+
+
 class MetadataStore:
     """Reads and writes the metadata DB; creates and migrates the schema on open."""
 
@@ -56,10 +61,14 @@ class MetadataStore:
             self.upgrade()
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        Alembic keeps the migration context in module globals, so two threads of one process
+        (the server's start-up warm-up and a request, say) must not migrate at the same time.
+        """
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with _MIGRATION_LOCK, self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
