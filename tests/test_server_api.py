@@ -532,6 +532,8 @@ async def test_one_job_runs_alone_after_a_pipeline_run(jp_fetch: Any, workspace_
 
     status, runs = await call(jp_fetch, "GET", "pipelines", "jaffle_shop", "runs")
     assert [item["id"] for item in runs["runs"]] == [run["id"], full["id"]]
+    assert runs["runs"][0]["jobs_run"] == ["orders"]
+    assert len(runs["runs"][1]["jobs_run"]) == 8 and "orders" in runs["runs"][1]["jobs_run"]
     status, history = await call(jp_fetch, "GET", *ORDERS, "runs")
     assert status == 200
     assert [item["run_id"] for item in history["runs"]] == [run["id"], full["id"]]

@@ -197,9 +197,11 @@ def test_author_run_and_inspect_a_pipeline(page: Any, lab: LabServer, workspace:
 
     # one job alone, from its Run button: a run of its own, with only that job
     page.locator('.lb-job[data-job="people_by_country"]').locator("text=Run").click()
-    single = page.locator('.lb-run:has-text("people_by_country")').first
+    single = page.locator(".lb-run").first
     expect(single).to_have_attribute("data-status", "succeeded", timeout=120_000)
     expect(single.locator('[data-lakebook="job-runs"] tbody tr')).to_have_count(1)
+    expect(single.locator(".lb-clickable")).to_contain_text("· people_by_country")
+    expect(page.locator(".lb-run").nth(1).locator(".lb-clickable")).not_to_contain_text("·")
 
     # the job's own notebook: made from the template once, opened as a document
     tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab:has-text('raw_people.ipynb')")

@@ -52,6 +52,8 @@ export interface IRun {
   duration_seconds?: number | null;
   error?: string | null;
   job?: string;
+  /** In run lists: the jobs the run ran (one for a single-job run). */
+  jobs_run?: string[];
   jobs?: IJobRun[];
 }
 

@@ -367,6 +367,8 @@ function datasetBadges(job: Json, model: LakebookModel): JSX.Element[] {
 
 function RunsList(props: IViewProps & { runs: IRun[] }): JSX.Element {
   const { model, runs } = props;
+  const jobCount =
+    (model.pipeline?.ingest_jobs?.length ?? 0) + (model.pipeline?.dataset_jobs?.length ?? 0);
   return (
     <section className="lb-section" data-lakebook="runs">
       <h3>Recent runs</h3>
@@ -374,12 +376,16 @@ function RunsList(props: IViewProps & { runs: IRun[] }): JSX.Element {
       <ul className="lb-list">
         {runs.map(run => {
           const detail = model.expanded.has(run.id) ? model.runDetails[run.id] : undefined;
+          // a run of some jobs only (e.g. one job's Run button) says which
+          const scope =
+            run.job ??
+            (run.jobs_run && run.jobs_run.length < jobCount ? run.jobs_run.join(', ') : '');
           return (
             <li key={run.id} className="lb-run" data-run={run.id} data-status={run.status}>
               <div className="lb-row lb-clickable" onClick={() => void model.toggleRun(run.id)}>
                 <span>
                   {model.expanded.has(run.id) ? '▾' : '▸'} {formatDate(run.started_at)}
-                  {run.job ? ` · ${run.job}` : ''}
+                  {scope ? ` · ${scope}` : ''}
                 </span>
                 <span>
                   <span className="lb-muted">{formatDuration(run.duration_seconds)}</span>{' '}

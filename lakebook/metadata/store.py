@@ -173,6 +173,21 @@ class MetadataStore:
         with self.session() as session:
             return list(session.scalars(query).all())
 
+    def job_names(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The jobs each of these runs ran, in the order they were planned (one query)."""
+        names: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+        if not names:
+            return names
+        query = (
+            select(JobRun.run_id, JobRun.job)
+            .where(JobRun.run_id.in_(list(names)))
+            .order_by(JobRun.id)
+        )
+        with self.session() as session:
+            for run_id, job in session.execute(query):
+                names[run_id].append(job)
+        return names
+
     def job_runs(self, run_id: str) -> list[JobRun]:
         """The job runs of one pipeline run, in the order they were planned."""
         with self.session() as session:

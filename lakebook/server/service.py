@@ -179,8 +179,12 @@ class LakebookService:
             self._launched.pop(run_id, None)
 
     def runs(self, pipeline: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent runs, each with `jobs_run`: the jobs it ran (fewer than the pipeline's for a
+        single-job run)."""
         self.workspace.pipeline_file(pipeline)  # 404 for an unknown pipeline
-        return [row_dict(run) for run in self.workspace.runs(pipeline, limit)]
+        runs = self.workspace.runs(pipeline, limit)
+        names = self.workspace.store.job_names([run.id for run in runs])
+        return [{**row_dict(run), "jobs_run": names[run.id]} for run in runs]
 
     def run(self, run_id: str) -> dict[str, Any]:
         try:
