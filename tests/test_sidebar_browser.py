@@ -199,7 +199,7 @@ def test_author_run_and_inspect_a_pipeline(page: Any, lab: LabServer, workspace:
     page.locator('.lb-job[data-job="people_by_country"]').locator("text=Run").click()
     single = page.locator(".lb-run").first
     expect(single).to_have_attribute("data-status", "succeeded", timeout=120_000)
-    expect(single.locator('[data-lakebook="job-runs"] tbody tr')).to_have_count(1)
+    expect(single.locator('[data-lakebook="job-runs"] [data-job]')).to_have_count(1)
     expect(single.locator(".lb-clickable")).to_contain_text("· people_by_country")
     expect(page.locator(".lb-run").nth(1).locator(".lb-clickable")).not_to_contain_text("·")
 

@@ -405,50 +405,42 @@ function RunsList(props: IViewProps & { runs: IRun[] }): JSX.Element {
 function JobRunsTable(props: IViewProps & { jobs: IJobRun[] }): JSX.Element {
   const { jobs, openPath } = props;
   return (
-    <div className="lb-scroll">
-      <table className="lb-table" data-lakebook="job-runs">
-        <thead>
-          <tr>
-            <th>Job</th>
-            <th>Status</th>
-            <th>Read</th>
-            <th>Written</th>
-            <th title="quarantined rows">Quar.</th>
-            <th>Time</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {jobs.map(job => (
-            <tr key={job.job} data-job={job.job}>
-              <td title={job.dataset}>{job.job}</td>
-              <td>
-                <StatusBadge status={job.status} />
-              </td>
-              <td className="lb-number" data-metric="rows_read">
-                {formatCount(job.rows_read)}
-              </td>
-              <td className="lb-number" data-metric="rows_written">
-                {formatCount(job.rows_written)}
-              </td>
-              <td className="lb-number">{formatCount(job.quarantined_rows)}</td>
-              <td className="lb-number">{formatDuration(job.duration_seconds)}</td>
-              <td>
-                {job.notebook_path ? (
-                  <button
-                    className="lb-link"
-                    data-lakebook="open-run-notebook"
-                    onClick={() => openPath(text(job.notebook_path))}
-                  >
-                    Notebook
-                  </button>
-                ) : null}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <ul className="lb-list lb-job-runs" data-lakebook="job-runs">
+      {jobs.map(job => (
+        <li key={job.job} className="lb-job-run" data-job={job.job}>
+          <div className="lb-row">
+            <span title={job.dataset}>{job.job}</span>
+            <StatusBadge status={job.status} />
+          </div>
+          <div className="lb-row lb-muted">
+            <span>
+              <span data-metric="rows_read">{formatCount(job.rows_read)}</span> read ·{' '}
+              <span data-metric="rows_written">{formatCount(job.rows_written)}</span> written
+              {job.quarantined_rows ? (
+                <>
+                  {' '}
+                  · <span data-metric="quarantined_rows">
+                    {formatCount(job.quarantined_rows)}
+                  </span>{' '}
+                  quarantined
+                </>
+              ) : null}{' '}
+              · {formatDuration(job.duration_seconds)}
+            </span>
+            {job.notebook_path ? (
+              <button
+                className="lb-link"
+                data-lakebook="open-run-notebook"
+                onClick={() => openPath(text(job.notebook_path))}
+              >
+                Notebook
+              </button>
+            ) : null}
+          </div>
+          {job.error ? <div className="lb-warning">{job.error}</div> : null}
+        </li>
+      ))}
+    </ul>
   );
 }
 
