@@ -11,3 +11,5 @@ lakebook run jaffle_shop
 lakebook runs --limit 3
 lakebook dq results --limit 12
 lakebook query "SELECT * FROM gold.daily_revenue ORDER BY order_date LIMIT 5"
+echo
+echo "Explore it in JupyterLab with the Lakebook sidebar: lakebook lab"
