@@ -472,6 +472,16 @@ async def test_job_run_and_notebook_errors(jp_fetch: Any) -> None:
         assert status == 404, (method, suffix)
     status, data = await call(jp_fetch, "GET", *ORDERS, "runs", params={"limit": "all"})
     assert status == 400
+    for path in (ORDERS, ("pipelines", "jaffle_shop")):
+        status, data = await call(jp_fetch, "GET", *path, "runs", params={"limit": "9" * 30})
+        assert status == 400 and "from 0 to 10000" in data["message"]
+    # incident ids no row can have, and bodies of the wrong shape: 404 and 400, never 500
+    status, _ = await call(jp_fetch, "POST", "dq", "incidents", "9" * 30, "ack")
+    assert status == 404
+    status, data = await call(jp_fetch, "POST", "dq", "incidents", "1", "ack", body={"owner": [1]})
+    assert status == 400 and "`owner` must be text" in data["message"]
+    status, data = await call(jp_fetch, "POST", "dq", "incidents", "1", "resolve", body=[None])
+    assert status == 400 and "JSON object" in data["message"]
     assert await call(jp_fetch, "GET", *ORDERS, "runs") == (200, {"runs": []})
 
 

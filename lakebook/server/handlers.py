@@ -74,6 +74,20 @@ def error_reply(error: LakebookError) -> tuple[int, dict[str, Any]]:
     return status, body
 
 
+# the most rows a list answers at once
+MAX_LIMIT = 10_000
+# incident ids are 64-bit integers in the metadata DB
+LARGEST_ID = 2**63 - 1
+
+
+def incident_number(text: str) -> int:
+    """An incident id from the URL; ids no DB row can have are simply not found (404)."""
+    number = int(text)
+    if number > LARGEST_ID:
+        raise IncidentNotFoundError(f"No data-quality incident {text}.")
+    return number
+
+
 class LakebookHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every lakebook handler: the service, JSON in and out, error translation."""
 
@@ -96,6 +110,16 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
         except ValueError as error:
             raise tornado.web.HTTPError(400, f"The request body is not JSON: {error}") from None
 
+    def text_field(self, name: str) -> str | None:
+        """An optional text field of a JSON-object body; a 400 naming it when it is not text."""
+        data = self.body()
+        if not isinstance(data, dict):
+            raise tornado.web.HTTPError(400, "The request body must be a JSON object.")
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise tornado.web.HTTPError(400, f'`{name}` must be text, e.g. {{"{name}": "…"}}.')
+        return value
+
     async def blocking(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a blocking service method on a worker thread, keeping the event loop free."""
         call = functools.partial(method, *args, **kwargs)
@@ -104,8 +128,10 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
     def limit(self) -> int:
         """The `limit` query argument (default 20); a 400 when it is not a whole number."""
         limit = self.get_query_argument("limit", "20")
-        if not limit.isdigit():
-            raise tornado.web.HTTPError(400, "`limit` must be a whole number, e.g. `limit=20`.")
+        if not limit.isdigit() or int(limit) > MAX_LIMIT:
+            raise tornado.web.HTTPError(
+                400, f"`limit` must be a whole number from 0 to {MAX_LIMIT}, e.g. `limit=20`."
+            )
         return int(limit)
 
     def reply(self, data: Any, status: int = 200) -> None:
@@ -347,7 +373,7 @@ class IncidentHandler(LakebookHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, incident_id: str) -> None:
-        self.reply(await self.blocking(self.service.incident, int(incident_id)))
+        self.reply(await self.blocking(self.service.incident, incident_number(incident_id)))
 
 
 class IncidentAckHandler(LakebookHandler):
@@ -356,8 +382,10 @@ class IncidentAckHandler(LakebookHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, incident_id: str) -> None:
-        owner = self.body().get("owner") or self.current_user.username
-        self.reply(await self.blocking(self.service.acknowledge, int(incident_id), owner))
+        owner = self.text_field("owner") or self.current_user.username
+        self.reply(
+            await self.blocking(self.service.acknowledge, incident_number(incident_id), owner)
+        )
 
 
 class IncidentResolveHandler(LakebookHandler):
@@ -366,8 +394,8 @@ class IncidentResolveHandler(LakebookHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, incident_id: str) -> None:
-        note = self.body().get("note")
-        self.reply(await self.blocking(self.service.resolve, int(incident_id), note))
+        note = self.text_field("note")
+        self.reply(await self.blocking(self.service.resolve, incident_number(incident_id), note))
 
 
 NAME = r"(?P<name>[^/]+)"
