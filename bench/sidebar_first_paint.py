@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lakebook.workspace import Workspace  # noqa: E402
-from tests.lab_server import LabServer, chromium  # noqa: E402
+from tests.lab_server import LabServer, chromium, wait_for_lab  # noqa: E402
 
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "sidebar_first_paint.json"
 BUDGET_MS = 500.0
@@ -76,7 +76,7 @@ def load_once(browser: Any, lab: LabServer, size: int) -> dict[str, float]:
     page = context.new_page()
     try:
         page.goto(lab.lab_url(layout=f"paint-{uuid.uuid4().hex[:8]}"))
-        page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+        wait_for_lab(page)
         page.click('.lm-TabBar-tab[data-id="lakebook-sidebar"]')
         page.wait_for_selector(f'[data-pipeline="shop_{size - 1:03d}"]', timeout=60_000)
         assert page.locator(".lb-list-item").count() == size

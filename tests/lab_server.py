@@ -163,3 +163,10 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def wait_for_lab(page: Any) -> None:
+    """Wait until JupyterLab has started and restored its layout (its splash screen is gone), so
+    that a click on a sidebar tab is not undone by the layout being restored after it."""
+    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)

@@ -13,6 +13,7 @@ import csv
 import json
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from playwright.sync_api import expect
 
 from lakebook.metadata import MetadataStore
 from lakebook.workspace import Workspace
-from tests.lab_server import LabServer, chromium
+from tests.lab_server import LabServer, chromium, wait_for_lab
 from tests.test_dq_incidents import record, violation
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -79,8 +80,8 @@ def page(browser: Any, lab: LabServer, request: pytest.FixtureRequest) -> Iterat
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(lab.lab_url())
-    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    page.goto(lab.lab_url(layout=f"test-{uuid.uuid4().hex[:8]}"))  # a fresh layout per test
+    wait_for_lab(page)
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -93,7 +94,7 @@ def open_sidebar(page: Any) -> None:
     """Show the Lakebook panel (clicking its tab only if it is not shown already)."""
     if not page.locator("#lakebook-sidebar").is_visible():
         page.click('.lm-TabBar-tab[data-id="lakebook-sidebar"]')
-    page.wait_for_selector("#lakebook-sidebar .lb-sidebar")
+    page.wait_for_selector("#lakebook-sidebar .lb-sidebar", state="visible")
 
 
 def shot(page: Any, name: str) -> None:
@@ -338,8 +339,8 @@ def test_polling_stands_by_while_the_panel_is_hidden(page: Any, lab: LabServer) 
     settings = "lab/api/settings/@lakebook/labextension:plugin"
     lab.put(settings, {"raw": json.dumps({"refreshInterval": 1, "runRefreshInterval": 0.5})})
     try:
-        page.reload()
-        page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+        page.goto(lab.lab_url(layout=f"polling-{uuid.uuid4().hex[:8]}"))  # settings read at load
+        wait_for_lab(page)
         requests: list[float] = []
         page.on(
             "request",
@@ -422,10 +423,9 @@ def test_first_paint_with_50_pipelines(
         for attempt in range(3):
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = context.new_page()
-            page.goto(
-                lab.lab_url(layout=f"paint{attempt}")
-            )  # fresh layout: the panel starts closed
-            page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+            # a fresh layout, so the panel starts closed and opens on the click
+            page.goto(lab.lab_url(layout=f"paint{attempt}"))
+            wait_for_lab(page)
             page.click('.lm-TabBar-tab[data-id="lakebook-sidebar"]')
             page.wait_for_selector('[data-pipeline="shop_49"]')
             elapsed = page.evaluate(
