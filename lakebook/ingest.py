@@ -37,7 +37,7 @@ from lakebook.results import JobResult, RuleOutcome
 from lakebook.runtime import JobContext
 from lakebook.sources import Fetched, FetchRequest, LoadFile, source_for
 from lakebook.specs import TEXT_FORMATS, IngestJob
-from lakebook.sql import DUCKDB_TYPES, quote_literal
+from lakebook.sql import DUCKDB_TYPES, job_connection, quote_literal
 from lakebook.sql import quote_identifier as q
 from lakebook.storage import StagedFile, WriteMode, commit_files, same_schema
 
@@ -73,7 +73,8 @@ def ingest(
     shutil.rmtree(landing, ignore_errors=True)  # a retried run starts from a clean folder
     landing.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="lakebook-ingest-") as scratch:
-        con = _connect(Path(scratch), str(context.settings.duckdb_memory_limit))
+        # disk-backed: a large load's tables spill to disk instead of growing memory
+        con = job_connection(Path(scratch), str(context.settings.duckdb_memory_limit), on_disk=True)
         try:
             lower_bound = _lower_bound(con, job, watermark) if incremental else None
             fetched = source_for(job).fetch(
@@ -122,17 +123,6 @@ def purge_landing(context: JobContext, job: IngestJob) -> list[Path]:
             shutil.rmtree(folder)
             removed.append(folder)
     return removed
-
-
-def _connect(scratch: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """A disk-backed DuckDB for one job: tables spill to disk instead of growing memory."""
-    con = duckdb.connect(str(scratch / "ingest.duckdb"))
-    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
-    con.execute(f"SET temp_directory = {quote_literal(str(scratch / 'spill'))}")
-    con.execute("SET preserve_insertion_order = true")
-    # Watermarks are rendered as text: make that text independent of the machine's time zone.
-    con.execute("SET TimeZone = 'UTC'")
-    return con
 
 
 def _lower_bound(

@@ -41,7 +41,7 @@ from lakebook.errors import LakebookError
 from lakebook.ingest import PARTITION_FORMATS, _check_rules, _checked_select
 from lakebook.runtime import JobContext
 from lakebook.specs import DatasetJob, IngestJob, PipelineSpec
-from lakebook.sql import DUCKDB_TYPES, quote_literal
+from lakebook.sql import DUCKDB_TYPES, job_connection, quote_literal
 from lakebook.sql import quote_identifier as q
 from lakebook.transform import table_path
 
@@ -116,13 +116,8 @@ def replay_quarantine(context: JobContext, job: IngestJob | DatasetJob) -> Repla
         )
     now = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="lakebook-replay-") as scratch:
-        con = duckdb.connect()
+        con = job_connection(Path(scratch), str(context.settings.duckdb_memory_limit))
         try:
-            con.execute(
-                f"SET memory_limit = {quote_literal(str(context.settings.duckdb_memory_limit))}"
-            )
-            con.execute(f"SET temp_directory = {quote_literal(str(Path(scratch) / 'spill'))}")
-            con.execute("SET TimeZone = 'UTC'")
             con.execute("SET preserve_insertion_order = true")
             with context.lake.write_lock(
                 job.dataset,

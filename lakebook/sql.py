@@ -1,10 +1,17 @@
-"""SQL helpers shared by specs and jobs: parsing with sqlglot in DuckDB's dialect."""
+"""SQL helpers shared by specs and jobs: parsing with sqlglot in DuckDB's dialect, quoting, and
+the DuckDB connection a job computes in."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
+
+if TYPE_CHECKING:  # duckdb is imported by the jobs that connect, not by every spec reader
+    import duckdb
 
 # The DuckDB type of each `ColumnSpec.type` (user_schema, target_schema).
 DUCKDB_TYPES = {
@@ -53,3 +60,18 @@ def quote_literal(value: object) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def job_connection(
+    scratch: Path, memory_limit: str, *, on_disk: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection one job computes in: at most `memory_limit` of memory, spilling to
+    `scratch/spill`, in UTC (so timestamps and watermarks render the same on every machine).
+    `on_disk` keeps its tables in `scratch/job.duckdb` instead of memory."""
+    import duckdb
+
+    con = duckdb.connect(str(scratch / "job.duckdb") if on_disk else ":memory:")
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+    con.execute(f"SET temp_directory = {quote_literal(str(scratch / 'spill'))}")
+    con.execute("SET TimeZone = 'UTC'")
+    return con

@@ -39,7 +39,7 @@ from lakebook.errors import TransformError
 from lakebook.results import JobResult
 from lakebook.runtime import JobContext
 from lakebook.specs import DatasetJob
-from lakebook.sql import DUCKDB_TYPES, quote_literal
+from lakebook.sql import DUCKDB_TYPES, job_connection
 from lakebook.sql import quote_identifier as q
 from lakebook.transforms import RunInfo, builder_for
 from lakebook.transforms.columns import key_problems
@@ -112,13 +112,8 @@ def run_dataset_job(context: JobContext, job: DatasetJob) -> tuple[JobResult, pa
     previous = context.previous_metric_values(job.dataset, job.data_quality)
     with tempfile.TemporaryDirectory(prefix="lakebook-transform-") as scratch:
         # In memory, spilling to `scratch` past the memory limit: faster than a database file.
-        con = duckdb.connect()
+        con = job_connection(Path(scratch), str(context.settings.duckdb_memory_limit))
         try:
-            con.execute(
-                f"SET memory_limit = {quote_literal(str(context.settings.duckdb_memory_limit))}"
-            )
-            con.execute(f"SET temp_directory = {quote_literal(str(Path(scratch) / 'spill'))}")
-            con.execute("SET TimeZone = 'UTC'")
             _set_run_variables(con, context.run_date, run_time, window)
             for item in job.inputs:
                 dataset = context.lake.table(item.dataset).to_pyarrow_dataset()
