@@ -266,8 +266,7 @@ class Workspace:
 
     def pipeline_document(self, name: str) -> dict[str, Any]:
         """A pipeline as the JSON-ready document its YAML file holds (defaults left out)."""
-        document: dict[str, Any] = parse_yaml(dump_pipeline(self.pipeline(name)))
-        return document
+        return pipeline_data(self.pipeline(name))
 
     def save_job(
         self, pipeline: str, kind: JobKind, job: str, data: Any, *, create: bool
