@@ -138,8 +138,7 @@ export class LakebookModel {
           break;
         case 'rules':
           await this.loadSchemas();
-          await this.loadPipelineDocument(view.pipeline);
-          this.rules = await this.api.listRules(view.pipeline, view.kind, view.job);
+          await this.loadRules(view.pipeline, view.kind, view.job);
           break;
         case 'incidents':
           this.incidents = await this.api.listIncidents(this.incidentFilter);
@@ -276,7 +275,7 @@ export class LakebookModel {
       } else {
         await this.api.createRule(view.pipeline, view.kind, view.job, rule);
       }
-      this.rules = await this.api.listRules(view.pipeline, view.kind, view.job);
+      await this.loadRules(view.pipeline, view.kind, view.job);
     });
   }
 
@@ -287,7 +286,7 @@ export class LakebookModel {
     }
     return this.attempt('rules', async () => {
       await this.api.deleteRule(view.pipeline, view.kind, view.job, name);
-      this.rules = await this.api.listRules(view.pipeline, view.kind, view.job);
+      await this.loadRules(view.pipeline, view.kind, view.job);
     });
   }
 
@@ -344,6 +343,13 @@ export class LakebookModel {
       this.runs = [];
     }
     this.pipeline = await this.api.getPipeline(name);
+  }
+
+  /** A job's rules, from its pipeline's document (one request for both). */
+  private async loadRules(pipeline: string, kind: JobKind, job: string): Promise<void> {
+    await this.loadPipelineDocument(pipeline);
+    const rules = this.findJob(kind, job)?.data_quality;
+    this.rules = Array.isArray(rules) ? (rules as Json[]) : [];
   }
 
   private async loadSchemas(): Promise<void> {
